@@ -1,0 +1,94 @@
+//! Command-line parsing and dispatch. Errors print a headline and each cause once under
+//! "Caused by:", and map to the documented exit codes in [`crate::exit`].
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit;
+use crate::render_cmd::RenderArgs;
+
+/// `kubectl gitops`: Git is the only way anything changes in the cluster.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-gitops",
+    bin_name = "kubectl gitops",
+    version,
+    about = "Render apps from Git with provenance, sync them to the cluster, and show their sync and health status",
+    after_help = "Examples:\n  kubectl gitops render --repo . --path examples/plain-app\n  kubectl gitops render shop --repo https://git.example/shop.git --revision v1.2.0 -o json\n\nExit codes: 0 ok, 1 difference or failure found, 2 error."
+)]
+pub struct Cli {
+    /// Log more to stderr (-v debug, -vv trace). RUST_LOG overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The plugin's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the objects an app renders to at a commit, stamped with provenance.
+    Render(RenderArgs),
+    /// Print the plugin's version.
+    #[command(after_help = "Examples:\n  kubectl gitops version")]
+    Version,
+}
+
+/// Parses the command line, runs the command and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Render(args) => crate::render_cmd::run(&args),
+        Command::Version => {
+            println!("kubectl-gitops {}", env!("CARGO_PKG_VERSION"));
+            Ok(exit::OK)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            report(&error);
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+/// Prints an error as a headline, then each distinct cause once.
+pub fn report(error: &anyhow::Error) {
+    eprintln!("error: {error}");
+    let mut seen = error.to_string();
+    let causes: Vec<String> = error
+        .chain()
+        .skip(1)
+        .map(ToString::to_string)
+        .filter(|cause| {
+            let new = !seen.contains(cause.as_str());
+            seen.push_str(cause);
+            new
+        })
+        .collect();
+    if !causes.is_empty() {
+        eprintln!("\nCaused by:");
+        for cause in causes {
+            eprintln!("    {cause}");
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,341 @@
+//! The app file: `gitops.yaml` at the repository root lists apps by name, each with its path,
+//! target namespace, renderer and values files.
+//!
+//! The webhook renders exactly what the plugin rendered only if every render option comes from the
+//! commit, so nothing here can be set from the command line alone.
+//!
+//! ```yaml
+//! apps:
+//!   shop:
+//!     path: examples/tera-app        # folder, relative to the repository root
+//!     namespace: shop                # for namespaced objects that name none
+//!     renderer: tera                 # auto (default), plain, tera, kustomize, helm
+//!     values: [values-production.yaml]   # relative to the app's folder, merged in this order
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::git::{join_path, normalize_path, FileTree};
+
+/// The app file's name at the repository root.
+pub const APP_FILE: &str = "gitops.yaml";
+
+/// How an app's folder becomes Kubernetes objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Renderer {
+    /// Decide from the folder: `kustomization.yaml` → kustomize, `Chart.yaml` → helm,
+    /// `values.yaml` with `templates/` → tera, anything else → plain.
+    #[default]
+    Auto,
+    /// YAML and JSON files, read as they are.
+    Plain,
+    /// Tera templates with values files (a Helm-like chart layout).
+    Tera,
+    /// `kubectl kustomize` (or `kustomize build`).
+    Kustomize,
+    /// `helm template`.
+    Helm,
+}
+
+impl Renderer {
+    /// The renderer's name as written in the app file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Renderer::Auto => "auto",
+            Renderer::Plain => "plain",
+            Renderer::Tera => "tera",
+            Renderer::Kustomize => "kustomize",
+            Renderer::Helm => "helm",
+        }
+    }
+
+    /// Resolves `Auto` by looking at the files of the app folder `path`.
+    pub fn detect(self, path: &str, files: &FileTree) -> Renderer {
+        if self != Renderer::Auto {
+            return self;
+        }
+        let at = |name: &str| {
+            if path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{path}/{name}")
+            }
+        };
+        let has = |name: &str| files.contains_key(&at(name));
+        if has("kustomization.yaml") || has("kustomization.yml") || has("Kustomization") {
+            Renderer::Kustomize
+        } else if has("Chart.yaml") {
+            Renderer::Helm
+        } else if has("values.yaml") && files.keys().any(|f| f.starts_with(&at("templates/"))) {
+            Renderer::Tera
+        } else {
+            Renderer::Plain
+        }
+    }
+}
+
+/// One app, fully resolved: every path relative to the repository root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct App {
+    /// The app's name: a DNS label, used in the app label and the inventory's name.
+    pub name: String,
+    /// The app's folder, relative to the repository root (empty for the root).
+    pub path: String,
+    /// The namespace given to namespaced objects that name none.
+    pub namespace: Option<String>,
+    /// How to render it.
+    pub renderer: Renderer,
+    /// Values files, relative to the repository root, in merge order.
+    pub values: Vec<String>,
+    /// True when the app comes from the app file, false for a plain `--path` app.
+    pub from_app_file: bool,
+}
+
+impl App {
+    /// An app that is just a folder (`--path`), named after the folder, auto-detected renderer,
+    /// no values files.
+    pub fn from_path(path: &str) -> Result<App> {
+        let path = normalize_path(path)?;
+        let last = path.rsplit('/').next().unwrap_or_default();
+        let name = dns_label_from(if last.is_empty() { "root" } else { last });
+        Ok(App {
+            name,
+            path,
+            namespace: None,
+            renderer: Renderer::Auto,
+            values: Vec::new(),
+            from_app_file: false,
+        })
+    }
+}
+
+/// The parsed app file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppFile {
+    /// The apps by name.
+    pub apps: BTreeMap<String, App>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAppFile {
+    #[serde(default)]
+    apps: BTreeMap<String, RawApp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    path: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    renderer: Renderer,
+    #[serde(default)]
+    values: Vec<String>,
+}
+
+impl AppFile {
+    /// Parses and validates the app file's bytes. Errors name the file, the app and the key.
+    pub fn parse(bytes: &[u8]) -> Result<AppFile> {
+        let invalid = |message: String| Error::AppFile {
+            file: APP_FILE.to_owned(),
+            message,
+        };
+        let raw: RawAppFile = serde_yaml::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let mut apps = BTreeMap::new();
+        for (name, raw_app) in raw.apps {
+            if !is_dns_label(&name) {
+                return Err(invalid(format!(
+                    "apps.{name}: the app name must be a DNS label (lowercase letters, digits and '-', at most 63 characters)"
+                )));
+            }
+            let path = normalize_path(&raw_app.path)
+                .map_err(|e| invalid(format!("apps.{name}.path: {e}")))?;
+            if let Some(namespace) = &raw_app.namespace {
+                if !is_dns_label(namespace) {
+                    return Err(invalid(format!(
+                        "apps.{name}.namespace: {namespace:?} is not a valid namespace name"
+                    )));
+                }
+            }
+            let mut values = Vec::new();
+            for (index, file) in raw_app.values.iter().enumerate() {
+                let joined = join_path(&path, file)
+                    .map_err(|e| invalid(format!("apps.{name}.values[{index}]: {e}")))?;
+                values.push(joined);
+            }
+            if !values.is_empty() && !matches!(raw_app.renderer, Renderer::Auto | Renderer::Tera | Renderer::Helm) {
+                return Err(invalid(format!(
+                    "apps.{name}.values: the {} renderer takes no values files",
+                    raw_app.renderer.name()
+                )));
+            }
+            apps.insert(
+                name.clone(),
+                App {
+                    name,
+                    path,
+                    namespace: raw_app.namespace,
+                    renderer: raw_app.renderer,
+                    values,
+                    from_app_file: true,
+                },
+            );
+        }
+        Ok(AppFile { apps })
+    }
+
+    /// Chooses the app to render, the same way in the plugin and the webhook:
+    /// by name when one is given; else the app file's app at `path` when exactly one has it; else
+    /// a plain folder app at `path`; with neither, the app file's only app.
+    pub fn select(file: Option<&AppFile>, name: Option<&str>, path: Option<&str>) -> Result<App> {
+        let listed = |file: &AppFile| file.apps.keys().cloned().collect::<Vec<_>>();
+        if let Some(name) = name {
+            let Some(file) = file else {
+                return Err(Error::NoAppSelected(format!(
+                    "app {name:?} asked for, but the commit has no {APP_FILE}; name a folder with --path instead"
+                )));
+            };
+            let app = file.apps.get(name).ok_or_else(|| Error::UnknownApp {
+                file: APP_FILE.to_owned(),
+                app: name.to_owned(),
+                known: listed(file),
+            })?;
+            if let Some(path) = path {
+                if normalize_path(path)? != app.path {
+                    return Err(Error::NoAppSelected(format!(
+                        "app {name:?} lives at {:?} in {APP_FILE}, not at {path:?}; drop --path or fix it",
+                        app.path
+                    )));
+                }
+            }
+            return Ok(app.clone());
+        }
+        if let Some(path) = path {
+            let normalized = normalize_path(path)?;
+            if let Some(file) = file {
+                let mut at_path = file.apps.values().filter(|app| app.path == normalized);
+                if let (Some(app), None) = (at_path.next(), at_path.next()) {
+                    return Ok(app.clone());
+                }
+            }
+            return App::from_path(&normalized);
+        }
+        match file {
+            Some(file) if file.apps.len() == 1 => Ok(file.apps.values().next().cloned().ok_or_else(
+                || Error::NoAppSelected(format!("{APP_FILE} lists no apps")),
+            )?),
+            Some(file) if file.apps.is_empty() => Err(Error::NoAppSelected(format!(
+                "{APP_FILE} lists no apps; name a folder with --path"
+            ))),
+            Some(file) => Err(Error::NoAppSelected(format!(
+                "{APP_FILE} lists several apps ({}); name one",
+                listed(file).join(", ")
+            ))),
+            None => Err(Error::NoAppSelected(format!(
+                "no app named, no --path given, and the commit has no {APP_FILE}"
+            ))),
+        }
+    }
+}
+
+/// True for an RFC 1123 label: lowercase alphanumerics and '-', starting and ending alphanumeric,
+/// at most 63 characters.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn dns_label_from(s: &str) -> String {
+    let mapped: String = s
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed: String = mapped.trim_matches('-').chars().take(63).collect();
+    let trimmed = trimmed.trim_end_matches('-').to_owned();
+    if trimmed.is_empty() {
+        "root".to_owned()
+    } else {
+        trimmed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "apps:\n  shop:\n    path: examples/tera-app\n    namespace: shop\n    renderer: tera\n    values: [values-production.yaml]\n  plain:\n    path: ./examples/plain-app/\n";
+
+    #[test]
+    fn parses_and_resolves_values_paths() {
+        let file = AppFile::parse(FILE.as_bytes()).expect("parse");
+        let shop = &file.apps["shop"];
+        assert_eq!(shop.values, vec!["examples/tera-app/values-production.yaml"]);
+        assert_eq!(shop.renderer, Renderer::Tera);
+        assert_eq!(file.apps["plain"].path, "examples/plain-app");
+        assert_eq!(file.apps["plain"].renderer, Renderer::Auto);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = AppFile::parse(b"apps:\n  web:\n    path: a\n    namespce: x\n").expect_err("bad key");
+        let msg = err.to_string();
+        assert!(msg.contains("gitops.yaml"), "{msg}");
+        assert!(msg.contains("namespce"), "{msg}");
+        assert!(msg.contains("line 4"), "{msg}");
+    }
+
+    #[test]
+    fn bad_names_and_paths_are_refused() {
+        let err = AppFile::parse(b"apps:\n  Web_1:\n    path: a\n").expect_err("bad name");
+        assert!(err.to_string().contains("apps.Web_1"), "{err}");
+        let err = AppFile::parse(b"apps:\n  web:\n    path: ../outside\n").expect_err("bad path");
+        assert!(err.to_string().contains("apps.web.path"), "{err}");
+        let err = AppFile::parse(b"apps:\n  web:\n    path: a\n    renderer: plain\n    values: [v.yaml]\n")
+            .expect_err("values on plain");
+        assert!(err.to_string().contains("apps.web.values"), "{err}");
+        let err = AppFile::parse(b"apps:\n  web:\n    path: a\n    renderer: jsonnet\n").expect_err("renderer");
+        assert!(err.to_string().contains("jsonnet"), "{err}");
+    }
+
+    #[test]
+    fn selection_rules() {
+        let file = AppFile::parse(FILE.as_bytes()).expect("parse");
+        assert_eq!(AppFile::select(Some(&file), Some("shop"), None).expect("by name").name, "shop");
+        let by_path = AppFile::select(Some(&file), None, Some("examples/tera-app")).expect("by path");
+        assert_eq!(by_path.namespace.as_deref(), Some("shop"));
+        let plain = AppFile::select(Some(&file), None, Some("other/My_App")).expect("folder");
+        assert_eq!(plain.name, "my-app");
+        assert!(!plain.from_app_file);
+        let err = AppFile::select(Some(&file), None, None).expect_err("ambiguous");
+        assert!(err.to_string().contains("plain, shop"), "{err}");
+        let err = AppFile::select(Some(&file), Some("nope"), None).expect_err("unknown");
+        assert!(err.to_string().contains("no app named \"nope\""), "{err}");
+        assert!(AppFile::select(None, Some("shop"), None).is_err());
+    }
+
+    #[test]
+    fn detects_renderers() {
+        let files = |names: &[&str]| names.iter().map(|n| (n.to_string(), Vec::new())).collect::<FileTree>();
+        assert_eq!(Renderer::Auto.detect("a", &files(&["a/kustomization.yaml"])), Renderer::Kustomize);
+        assert_eq!(Renderer::Auto.detect("a", &files(&["a/Chart.yaml"])), Renderer::Helm);
+        assert_eq!(Renderer::Auto.detect("a", &files(&["a/values.yaml", "a/templates/x.yaml"])), Renderer::Tera);
+        assert_eq!(Renderer::Auto.detect("a", &files(&["a/x.yaml"])), Renderer::Plain);
+        assert_eq!(Renderer::Plain.detect("a", &files(&["a/Chart.yaml"])), Renderer::Plain);
+    }
+}

@@ -1,0 +1,419 @@
+//! Semantic comparison of what Git declares for an object with what the cluster holds.
+//!
+//! The API server defaults and normalises every object it stores (`0.5` CPU becomes `500m`, empty
+//! maps disappear, a Secret's `stringData` becomes `data`), so byte equality would call almost
+//! everything drifted. Only the fields Git declares are compared, each by meaning:
+//! - fields only the cluster has (defaults, status, bookkeeping) are not differences;
+//! - `null`, absent, `{}` and `[]` are equal;
+//! - quantities compare by value (`0.5` = `500m`, `1Gi` = `1024Mi`);
+//! - an integer and the same integer written as a string are equal (int-or-string fields);
+//! - lists with merge keys (containers, env and volumes by name, ports by port and protocol, …)
+//!   are matched by key, not position; other lists are compared as wholes.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::quantity::quantity_of;
+
+/// One field where Git and the cluster disagree.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldDiff {
+    /// The field for people: `spec.template.spec.containers[name=web].image`.
+    pub path: String,
+    /// The field as an RFC 6901 JSON pointer into the desired object:
+    /// `/spec/template/spec/containers/0/image`.
+    pub pointer: String,
+    /// What Git declares.
+    pub desired: Value,
+    /// What the cluster has; `None` when the field is absent there.
+    pub live: Option<Value>,
+}
+
+/// Metadata fields the API server owns; Git declaring them is meaningless.
+const METADATA_BOOKKEEPING: &[&str] = &[
+    "creationTimestamp",
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+    "selfLink",
+    "uid",
+];
+
+/// Keys whose values are quantities (resource lists and sizes).
+const QUANTITY_PARENTS: &[&str] = &[
+    "limits",
+    "requests",
+    "capacity",
+    "allocatable",
+    "hard",
+    "overhead",
+    "max",
+    "min",
+    "default",
+    "defaultRequest",
+    "maxLimitRequestRatio",
+];
+
+/// Every field Git declares in `desired` that `live` does not hold with the same meaning.
+pub fn compare(desired: &Value, live: &Value) -> Vec<FieldDiff> {
+    let desired = normalize_desired(desired);
+    let mut diffs = Vec::new();
+    let (Some(desired_map), Some(live_map)) = (desired.as_object(), live.as_object()) else {
+        diffs.push(FieldDiff {
+            path: String::new(),
+            pointer: String::new(),
+            desired: desired.clone().into_owned(),
+            live: Some(live.clone()),
+        });
+        return diffs;
+    };
+    let mut at = Path::default();
+    for (key, value) in desired_map {
+        match key.as_str() {
+            // Identity and server-written parts.
+            "apiVersion" | "kind" | "status" => continue,
+            "metadata" => {
+                let Some(metadata) = value.as_object() else {
+                    continue;
+                };
+                let live_metadata = live_map.get("metadata").unwrap_or(&Value::Null);
+                at.push_key("metadata");
+                for (field, value) in metadata {
+                    if METADATA_BOOKKEEPING.contains(&field.as_str()) {
+                        continue;
+                    }
+                    at.push_key(field);
+                    walk(value, live_metadata.get(field), &mut at, &mut diffs);
+                    at.pop();
+                }
+                at.pop();
+            }
+            _ => {
+                at.push_key(key);
+                walk(value, live_map.get(key), &mut at, &mut diffs);
+                at.pop();
+            }
+        }
+    }
+    diffs
+}
+
+/// Rewrites what the API server would rewrite on the way in: a Secret's `stringData` becomes
+/// base64 `data`.
+fn normalize_desired(desired: &Value) -> std::borrow::Cow<'_, Value> {
+    let is_secret = desired.get("kind").and_then(Value::as_str) == Some("Secret")
+        && desired.get("stringData").is_some_and(Value::is_object);
+    if !is_secret {
+        return std::borrow::Cow::Borrowed(desired);
+    }
+    let mut owned = desired.clone();
+    if let Some(map) = owned.as_object_mut() {
+        let string_data = map.remove("stringData");
+        let data = map
+            .entry("data".to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let (Some(Value::Object(strings)), Some(data)) = (string_data, data.as_object_mut()) {
+            for (key, value) in strings {
+                let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+                let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+                data.insert(key, Value::from(encoded));
+            }
+        }
+    }
+    std::borrow::Cow::Owned(owned)
+}
+
+/// A path being walked, kept both for people and as a JSON pointer.
+#[derive(Default)]
+struct Path {
+    segments: Vec<Segment>,
+}
+
+enum Segment {
+    Key(String),
+    Index(usize),
+    Keyed { index: usize, key: String, value: String },
+}
+
+impl Path {
+    fn push_key(&mut self, key: &str) {
+        self.segments.push(Segment::Key(key.to_owned()));
+    }
+    fn pop(&mut self) {
+        self.segments.pop();
+    }
+    fn last_key(&self) -> Option<&str> {
+        match self.segments.last() {
+            Some(Segment::Key(k)) => Some(k),
+            _ => None,
+        }
+    }
+    fn parent_key(&self) -> Option<&str> {
+        match self.segments.len().checked_sub(2).map(|i| &self.segments[i]) {
+            Some(Segment::Key(k)) => Some(k),
+            _ => None,
+        }
+    }
+    fn human(&self) -> String {
+        let mut out = String::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Key(k) => {
+                    let plain = !k.is_empty()
+                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if plain {
+                        if !out.is_empty() {
+                            out.push('.');
+                        }
+                        out.push_str(k);
+                    } else {
+                        let _ = write!(out, "[{}]", Value::from(k.as_str()));
+                    }
+                }
+                Segment::Index(i) => {
+                    let _ = write!(out, "[{i}]");
+                }
+                Segment::Keyed { key, value, .. } => {
+                    let _ = write!(out, "[{key}={value}]");
+                }
+            }
+        }
+        out
+    }
+    fn pointer(&self) -> String {
+        let mut out = String::new();
+        for segment in &self.segments {
+            out.push('/');
+            match segment {
+                Segment::Key(k) => out.push_str(&k.replace('~', "~0").replace('/', "~1")),
+                Segment::Index(i) | Segment::Keyed { index: i, .. } => {
+                    let _ = write!(out, "{i}");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `null`, `{}` and `[]`: what the API server treats as absent.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(map) => map.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
+    }
+}
+
+fn walk(desired: &Value, live: Option<&Value>, at: &mut Path, diffs: &mut Vec<FieldDiff>) {
+    let live_empty = live.is_none_or(is_empty);
+    if is_empty(desired) {
+        if !live_empty {
+            record(desired, live, at, diffs);
+        }
+        return;
+    }
+    match desired {
+        Value::Object(map) => {
+            let Some(live_map) = live.and_then(Value::as_object) else {
+                record(desired, live, at, diffs);
+                return;
+            };
+            for (key, value) in map {
+                at.push_key(key);
+                walk(value, live_map.get(key), at, diffs);
+                at.pop();
+            }
+        }
+        Value::Array(items) => {
+            let Some(live_items) = live.and_then(Value::as_array) else {
+                record(desired, live, at, diffs);
+                return;
+            };
+            match merge_key(at.last_key(), items) {
+                Some(key) => walk_keyed(items, live_items, key, at, diffs),
+                None => {
+                    if items.len() != live_items.len() {
+                        record(desired, live, at, diffs);
+                        return;
+                    }
+                    for (index, (item, live_item)) in items.iter().zip(live_items).enumerate() {
+                        at.segments.push(Segment::Index(index));
+                        walk(item, Some(live_item), at, diffs);
+                        at.pop();
+                    }
+                }
+            }
+        }
+        scalar => {
+            let equal = live.is_some_and(|live| scalars_equal(scalar, live, at));
+            if !equal {
+                record(desired, live, at, diffs);
+            }
+        }
+    }
+}
+
+fn walk_keyed(items: &[Value], live_items: &[Value], key: MergeKey, at: &mut Path, diffs: &mut Vec<FieldDiff>) {
+    for (index, item) in items.iter().enumerate() {
+        let identity = key.identity(item);
+        let live_item = live_items.iter().find(|l| key.identity(l) == identity);
+        at.segments.push(Segment::Keyed {
+            index,
+            key: key.field.to_owned(),
+            value: identity.0.clone(),
+        });
+        match live_item {
+            Some(live_item) => walk(item, Some(live_item), at, diffs),
+            None => record(item, None, at, diffs),
+        }
+        at.pop();
+    }
+}
+
+fn record(desired: &Value, live: Option<&Value>, at: &Path, diffs: &mut Vec<FieldDiff>) {
+    diffs.push(FieldDiff {
+        path: at.human(),
+        pointer: at.pointer(),
+        desired: desired.clone(),
+        live: live.cloned(),
+    });
+}
+
+/// How elements of a list are matched: by `field` (and, for ports, the protocol, TCP by default).
+#[derive(Clone, Copy)]
+struct MergeKey {
+    field: &'static str,
+    with_protocol: bool,
+}
+
+impl MergeKey {
+    fn identity(&self, item: &Value) -> (String, String) {
+        let value = match item.get(self.field) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        let protocol = if self.with_protocol {
+            item.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned()
+        } else {
+            String::new()
+        };
+        (value, protocol)
+    }
+}
+
+/// The merge key of a list, from the field that holds it; `None` for lists compared as wholes.
+fn merge_key(list_field: Option<&str>, items: &[Value]) -> Option<MergeKey> {
+    let all_have = |field: &str| items.iter().all(|i| i.get(field).is_some());
+    let key = |field: &'static str| MergeKey { field, with_protocol: false };
+    let chosen = match list_field? {
+        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
+        | "imagePullSecrets" | "resourceClaims" | "webhooks" | "versions" => key("name"),
+        "volumeMounts" => key("mountPath"),
+        "volumeDevices" => key("devicePath"),
+        "hostAliases" => key("ip"),
+        "ports" if all_have("containerPort") => MergeKey { field: "containerPort", with_protocol: true },
+        "ports" if all_have("port") => MergeKey { field: "port", with_protocol: true },
+        _ => return None,
+    };
+    all_have(chosen.field).then_some(chosen)
+}
+
+fn scalars_equal(desired: &Value, live: &Value, at: &Path) -> bool {
+    if desired == live {
+        return true;
+    }
+    let is_quantity = at.last_key() == Some("sizeLimit")
+        || at.last_key() == Some("storage") && at.parent_key().is_some_and(|p| QUANTITY_PARENTS.contains(&p))
+        || at.parent_key().is_some_and(|p| QUANTITY_PARENTS.contains(&p));
+    if is_quantity {
+        if let (Some(a), Some(b)) = (quantity_of(desired), quantity_of(live)) {
+            return a == b;
+        }
+    }
+    match (desired, live) {
+        (Value::Number(a), Value::Number(b)) => match (a.as_i64(), b.as_i64()) {
+            (Some(a), Some(b)) => a == b,
+            _ => a.as_f64() == b.as_f64(),
+        },
+        // int-or-string: 8080 and "8080" name the same port.
+        (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => {
+            n.as_i64().is_some_and(|n| s.parse::<i64>() == Ok(n))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn paths(diffs: &[FieldDiff]) -> Vec<&str> {
+        diffs.iter().map(|d| d.path.as_str()).collect()
+    }
+
+    #[test]
+    fn defaults_and_empties_are_not_differences() {
+        let desired = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "labels": {}},
+            "spec": {"selector": {"app": "s"}, "ports": [{"port": 80, "targetPort": "8080"}], "clusterIP": null}});
+        let live = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "uid": "u", "resourceVersion": "9"},
+            "spec": {"selector": {"app": "s"}, "ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080}],
+                     "clusterIP": "10.0.0.1", "type": "ClusterIP"}, "status": {"loadBalancer": {}}});
+        let diffs = compare(&desired, &live);
+        // clusterIP: null is declared as "absent", but the cluster holds a value.
+        assert_eq!(paths(&diffs), vec!["spec.clusterIP"]);
+    }
+
+    #[test]
+    fn quantities_compare_by_value() {
+        let desired = json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": 0.5, "memory": "1Gi"}}}]}});
+        let live = json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "500m", "memory": "1024Mi"}}}]}});
+        assert!(compare(&desired, &live).is_empty());
+        let live = json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "600m", "memory": "1024Mi"}}}]}});
+        let diffs = compare(&desired, &live);
+        assert_eq!(paths(&diffs), vec!["spec.containers[name=a].resources.limits.cpu"]);
+        assert_eq!(diffs[0].pointer, "/spec/containers/0/resources/limits/cpu");
+        assert_eq!(diffs[0].live, Some(json!("600m")));
+    }
+
+    #[test]
+    fn keyed_lists_match_by_key_not_position() {
+        let desired = json!({"spec": {"containers": [{"name": "web", "image": "nginx:1.27"}, {"name": "side", "image": "s:1"}]}});
+        let live = json!({"spec": {"containers": [{"name": "side", "image": "s:1"}, {"name": "web", "image": "nginx:1.26"}, {"name": "injected", "image": "x"}]}});
+        let diffs = compare(&desired, &live);
+        assert_eq!(paths(&diffs), vec!["spec.containers[name=web].image"]);
+        assert_eq!(diffs[0].desired, json!("nginx:1.27"));
+        assert_eq!(diffs[0].live, Some(json!("nginx:1.26")));
+    }
+
+    #[test]
+    fn plain_lists_compare_as_wholes() {
+        let desired = json!({"spec": {"args": ["a", "b"]}});
+        assert!(compare(&desired, &json!({"spec": {"args": ["a", "b"]}})).is_empty());
+        assert_eq!(paths(&compare(&desired, &json!({"spec": {"args": ["a", "b", "c"]}}))), vec!["spec.args"]);
+        assert_eq!(paths(&compare(&desired, &json!({"spec": {"args": ["b", "a"]}}))), vec!["spec.args[0]", "spec.args[1]"]);
+    }
+
+    #[test]
+    fn secret_string_data_is_data_in_the_cluster() {
+        let desired = json!({"kind": "Secret", "metadata": {"name": "s"}, "stringData": {"password": "hunter2"}});
+        let live = json!({"kind": "Secret", "metadata": {"name": "s"}, "data": {"password": "aHVudGVyMg=="}, "type": "Opaque"});
+        assert!(compare(&desired, &live).is_empty());
+    }
+
+    #[test]
+    fn annotation_keys_are_quoted_in_paths() {
+        let desired = json!({"metadata": {"annotations": {"example.com/owner": "a"}}});
+        let live = json!({"metadata": {"annotations": {"example.com/owner": "b"}}});
+        let diffs = compare(&desired, &live);
+        assert_eq!(paths(&diffs), vec!["metadata.annotations[\"example.com/owner\"]"]);
+        assert_eq!(diffs[0].pointer, "/metadata/annotations/example.com~1owner");
+    }
+}

@@ -1,0 +1,226 @@
+//! From a commit to stamped Kubernetes objects.
+//!
+//! [`render_app`] reads the app's folder from the commit, runs its renderer, checks that every
+//! document is a Kubernetes object, gives namespaced objects without a namespace the app's
+//! namespace, rejects duplicates, and stamps provenance. Plugin and webhook both call it, so they
+//! agree byte for byte on what a commit renders to.
+
+mod external;
+mod plain;
+mod tera;
+
+use std::collections::HashMap;
+
+use git2::Oid;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::appfile::{App, AppFile, Renderer, APP_FILE};
+use crate::error::{Error, Result};
+use crate::git::{FileTree, GitRepo};
+use crate::object::{group_of, ObjectKey, RenderedObject, Source};
+use crate::provenance::{applyset_id, inventory_parent, stamp, Provenance};
+use crate::scope::{scopes_from_crds, Scope};
+
+pub use self::external::find_program;
+pub use self::plain::parse_documents;
+
+/// The namespace used for a plain folder app when none is given.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// What one render produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rendered {
+    /// The app as rendered (with its renderer resolved from `auto`).
+    pub app: App,
+    /// The namespace namespaced objects were given when they named none, and where the
+    /// inventory lives.
+    pub namespace: String,
+    /// Provenance stamped on every object.
+    pub provenance: Provenance,
+    /// The ApplySet id stamped on every object.
+    pub applyset: String,
+    /// The objects, in the renderer's deterministic order.
+    pub objects: Vec<RenderedObject>,
+}
+
+/// Render settings that do not come from the commit.
+pub struct RenderOptions<'a> {
+    /// Where kinds are namespaced or not (discovery, or the built-in table).
+    pub scope: &'a dyn Scope,
+    /// The namespace for a plain folder app, which has no app file to say it. Ignored for apps
+    /// from the app file, whose namespace Git decides.
+    pub folder_namespace: Option<&'a str>,
+}
+
+/// Reads the app file of a commit, if it has one.
+pub fn load_app_file(repo: &GitRepo, commit: Oid) -> Result<Option<AppFile>> {
+    match repo.read_file(commit, APP_FILE)? {
+        Some(bytes) => AppFile::parse(&bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Renders `app` at `commit` of `repo` and stamps provenance.
+pub fn render_app(repo: &GitRepo, commit: Oid, app: &App, options: &RenderOptions<'_>) -> Result<Rendered> {
+    let files = repo.read_tree(commit, &app.path)?;
+    let renderer = app.renderer.detect(&app.path, &files);
+    let mut values = Vec::new();
+    for file in &app.values {
+        let bytes = repo.read_file(commit, file)?.ok_or_else(|| Error::ValuesFileMissing {
+            file: file.clone(),
+            app: app.name.clone(),
+            commit: commit.to_string(),
+        })?;
+        values.push((file.clone(), bytes));
+    }
+    let namespace = target_namespace(app, options);
+    let documents = match renderer {
+        Renderer::Plain | Renderer::Auto => plain::render(&files, &app.path)?,
+        Renderer::Tera => tera::render(&files, &values, app, &namespace)?,
+        Renderer::Kustomize => {
+            let whole = repo.read_tree(commit, "")?;
+            external::kustomize(&whole, &app.path)?
+        }
+        Renderer::Helm => {
+            let whole = repo.read_tree(commit, "")?;
+            external::helm(&whole, app, &namespace)?
+        }
+    };
+    let provenance = Provenance {
+        repo: repo.source_url().to_owned(),
+        revision: commit.to_string(),
+        path: app.path.clone(),
+        app: app.name.clone(),
+    };
+    let mut resolved = app.clone();
+    resolved.renderer = renderer;
+    finish(resolved, namespace, provenance, documents, options.scope)
+}
+
+/// Renders from files already read (for benchmarks and callers that cache trees): `files` holds
+/// the app folder, `values` the app's values files in order.
+pub fn render_files(
+    files: &FileTree,
+    values: &[(String, Vec<u8>)],
+    app: &App,
+    provenance: Provenance,
+    options: &RenderOptions<'_>,
+) -> Result<Rendered> {
+    let renderer = app.renderer.detect(&app.path, files);
+    let namespace = target_namespace(app, options);
+    let documents = match renderer {
+        Renderer::Plain | Renderer::Auto => plain::render(files, &app.path)?,
+        Renderer::Tera => tera::render(files, values, app, &namespace)?,
+        Renderer::Kustomize => external::kustomize(files, &app.path)?,
+        Renderer::Helm => external::helm(files, app, &namespace)?,
+    };
+    let mut resolved = app.clone();
+    resolved.renderer = renderer;
+    finish(resolved, namespace, provenance, documents, options.scope)
+}
+
+fn target_namespace(app: &App, options: &RenderOptions<'_>) -> String {
+    match (&app.namespace, app.from_app_file) {
+        (Some(namespace), _) => namespace.clone(),
+        (None, false) => options.folder_namespace.unwrap_or(DEFAULT_NAMESPACE).to_owned(),
+        (None, true) => DEFAULT_NAMESPACE.to_owned(),
+    }
+}
+
+/// Validation, namespace defaulting, duplicate detection and stamping: the steps every renderer
+/// shares.
+fn finish(
+    app: App,
+    namespace: String,
+    provenance: Provenance,
+    documents: Vec<RenderedObject>,
+    scope: &dyn Scope,
+) -> Result<Rendered> {
+    for document in &documents {
+        validate(document)?;
+    }
+    let crd_scopes = scopes_from_crds(documents.iter().map(|d| &d.object));
+    let applyset = applyset_id(&inventory_parent(&app.name, &namespace));
+    let mut seen: HashMap<ObjectKey, Source> = HashMap::with_capacity(documents.len());
+    let mut objects = Vec::with_capacity(documents.len());
+    for mut document in documents {
+        let (group, kind) = {
+            let api_version = document.object["apiVersion"].as_str().unwrap_or_default();
+            let kind = document.object["kind"].as_str().unwrap_or_default();
+            (group_of(api_version).to_owned(), kind.to_owned())
+        };
+        let namespaced = crd_scopes
+            .is_namespaced(&group, &kind)
+            .or_else(|| scope.is_namespaced(&group, &kind))
+            // A kind nobody knows is most likely a namespaced custom resource.
+            .unwrap_or(true);
+        if let Some(metadata) = document.object.get_mut("metadata").and_then(Value::as_object_mut) {
+            if namespaced {
+                let has_namespace = metadata
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .is_some_and(|ns| !ns.is_empty());
+                if !has_namespace {
+                    metadata.insert("namespace".to_owned(), Value::from(namespace.as_str()));
+                }
+            } else if metadata.contains_key("namespace") {
+                // The API server ignores a namespace on cluster-scoped objects; so do we.
+                metadata.remove("namespace");
+            }
+        }
+        let key = document.key();
+        if let Some(first) = seen.get(&key) {
+            return Err(Error::DuplicateObject {
+                key,
+                first: first.clone(),
+                second: document.source.clone(),
+            });
+        }
+        seen.insert(key, document.source.clone());
+        stamp(&mut document.object, &provenance, &applyset);
+        objects.push(document);
+    }
+    Ok(Rendered {
+        app,
+        namespace,
+        provenance,
+        applyset,
+        objects,
+    })
+}
+
+/// Checks that a document is a Kubernetes object we can apply: `apiVersion`, `kind` and
+/// `metadata.name` are non-empty strings.
+fn validate(document: &RenderedObject) -> Result<()> {
+    let invalid = |field: &'static str, reason: &str| Error::InvalidObject {
+        source_ref: document.source.clone(),
+        field,
+        reason: reason.to_owned(),
+    };
+    let object = &document.object;
+    if !object.is_object() {
+        return Err(invalid("document", "is not a mapping: a Kubernetes object is a mapping with apiVersion, kind and metadata"));
+    }
+    for field in ["apiVersion", "kind"] {
+        match object.get(field) {
+            Some(Value::String(s)) if !s.is_empty() => {}
+            Some(_) => return Err(invalid(if field == "kind" { "kind" } else { "apiVersion" }, "must be a non-empty string")),
+            None => return Err(invalid(if field == "kind" { "kind" } else { "apiVersion" }, "is missing: every Kubernetes object needs apiVersion and kind")),
+        }
+    }
+    let metadata = match object.get("metadata") {
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(invalid("metadata", "must be a mapping")),
+        None => return Err(invalid("metadata.name", "is missing: every object needs a name")),
+    };
+    match metadata.get("name") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(()),
+        Some(_) => Err(invalid("metadata.name", "must be a non-empty string")),
+        None if metadata.contains_key("generateName") => Err(invalid(
+            "metadata.name",
+            "is missing (generateName is set): GitOps needs a fixed name to find the object again",
+        )),
+        None => Err(invalid("metadata.name", "is missing: every object needs a name")),
+    }
+}

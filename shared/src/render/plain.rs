@@ -1,0 +1,120 @@
+//! The plain renderer: YAML and JSON files under the app folder, read as they are.
+
+use serde::Deserialize as _;
+use serde_json::Value;
+
+use crate::appfile::APP_FILE;
+use crate::error::{Error, Result};
+use crate::git::FileTree;
+use crate::object::{RenderedObject, Source};
+
+/// Every `.yaml`, `.yml` and `.json` file below `path` (hidden files and folders skipped, and the
+/// app file itself), in byte order of their paths; every document in each, in file order.
+pub fn render(files: &FileTree, path: &str) -> Result<Vec<RenderedObject>> {
+    let mut objects = Vec::new();
+    for (name, bytes) in files {
+        let relative = if path.is_empty() {
+            name.as_str()
+        } else {
+            name.strip_prefix(path).map(|r| r.trim_start_matches('/')).unwrap_or(name)
+        };
+        if relative.split('/').any(|part| part.starts_with('.')) || name == APP_FILE {
+            continue;
+        }
+        let is_json = name.ends_with(".json");
+        if !(is_json || name.ends_with(".yaml") || name.ends_with(".yml")) {
+            continue;
+        }
+        objects.extend(parse_documents(name, bytes, is_json)?);
+    }
+    Ok(objects)
+}
+
+/// Parses one file's documents (YAML multi-document, or one JSON value), skipping empty ones and
+/// expanding `kind: List`. `file` is used for [`Source`] and in errors.
+pub fn parse_documents(file: &str, bytes: &[u8], is_json: bool) -> Result<Vec<RenderedObject>> {
+    let mut objects = Vec::new();
+    if is_json {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::ParseManifest {
+            file: file.to_owned(),
+            document: 1,
+            line: Some(e.line()),
+            message: e.to_string(),
+        })?;
+        push_document(&mut objects, file, 1, value);
+        return Ok(objects);
+    }
+    for (index, document) in serde_yaml::Deserializer::from_slice(bytes).enumerate() {
+        let number = index + 1;
+        let value = Value::deserialize(document).map_err(|e| Error::ParseManifest {
+            file: file.to_owned(),
+            document: number,
+            line: e.location().map(|l| l.line()),
+            message: strip_location(&e.to_string()),
+        })?;
+        push_document(&mut objects, file, number, value);
+    }
+    Ok(objects)
+}
+
+fn push_document(objects: &mut Vec<RenderedObject>, file: &str, document: usize, value: Value) {
+    if value.is_null() {
+        return;
+    }
+    let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List")
+        && value.get("items").is_some_and(Value::is_array);
+    if let (true, Value::Object(mut map)) = (is_list, value.clone()) {
+        if let Some(Value::Array(items)) = map.remove("items") {
+            for item in items.into_iter().filter(|i| !i.is_null()) {
+                objects.push(RenderedObject {
+                    source: Source { file: file.to_owned(), document },
+                    object: item,
+                });
+            }
+            return;
+        }
+    }
+    objects.push(RenderedObject {
+        source: Source { file: file.to_owned(), document },
+        object: value,
+    });
+}
+
+/// serde_yaml appends " at line L column C"; the line is reported on its own.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(entries: &[(&str, &str)]) -> FileTree {
+        entries.iter().map(|(n, c)| (n.to_string(), c.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn reads_documents_recursively_in_order() {
+        let files = tree(&[
+            ("app/b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"),
+            ("app/a/x.json", r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"}}]}"#),
+            ("app/.hidden/y.yaml", "not: a k8s object"),
+            ("app/README.md", "# hi"),
+        ]);
+        let objects = render(&files, "app").expect("render");
+        let names: Vec<_> = objects.iter().map(|o| o.object["metadata"]["name"].as_str().unwrap_or("?")).collect();
+        assert_eq!(names, vec!["s", "b", "c"]);
+        assert_eq!(objects[2].source, Source { file: "app/b.yaml".into(), document: 3 });
+    }
+
+    #[test]
+    fn malformed_yaml_names_file_document_and_line() {
+        let files = tree(&[("app/bad.yaml", "apiVersion: v1\nkind: ConfigMap\n---\nmetadata:\n  name: [unclosed\n")]);
+        let err = render(&files, "app").expect_err("bad yaml").to_string();
+        assert!(err.contains("app/bad.yaml: document 2"), "{err}");
+        assert!(err.contains("line"), "{err}");
+    }
+}
