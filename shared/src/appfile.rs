@@ -219,9 +219,17 @@ impl AppFile {
         if let Some(path) = path {
             let normalized = normalize_path(path)?;
             if let Some(file) = file {
-                let mut at_path = file.apps.values().filter(|app| app.path == normalized);
-                if let (Some(app), None) = (at_path.next(), at_path.next()) {
-                    return Ok(app.clone());
+                let at_path: Vec<&App> = file.apps.values().filter(|app| app.path == normalized).collect();
+                match at_path.as_slice() {
+                    [] => {}
+                    [app] => return Ok((*app).clone()),
+                    several => {
+                        let names: Vec<&str> = several.iter().map(|a| a.name.as_str()).collect();
+                        return Err(Error::NoAppSelected(format!(
+                            "{APP_FILE} lists several apps at {normalized:?} ({}); name one",
+                            names.join(", ")
+                        )));
+                    }
                 }
             }
             return App::from_path(&normalized);
@@ -241,6 +249,31 @@ impl AppFile {
                 "no app named, no --path given, and the commit has no {APP_FILE}"
             ))),
         }
+    }
+}
+
+impl AppFile {
+    /// The app an object's provenance claims (its app label and path annotation), resolved the
+    /// way `render` resolved it: the app file's entry of that name, which must live at that
+    /// path; else a folder app at that path, whose derived name must be the label.
+    pub fn for_provenance(file: Option<&AppFile>, app: &str, path: &str) -> Result<App> {
+        if let Some(entry) = file.and_then(|f| f.apps.get(app)) {
+            if entry.path != normalize_path(path)? {
+                return Err(Error::NoAppSelected(format!(
+                    "app {app:?} lives at {:?} in {APP_FILE}, not at {path:?}",
+                    entry.path
+                )));
+            }
+            return Ok(entry.clone());
+        }
+        let folder = App::from_path(path)?;
+        if folder.name != app {
+            return Err(Error::NoAppSelected(format!(
+                "no app {app:?} in {APP_FILE}, and the folder {path:?} would be app {:?}",
+                folder.name
+            )));
+        }
+        Ok(folder)
     }
 }
 
@@ -327,6 +360,16 @@ mod tests {
         let err = AppFile::select(Some(&file), Some("nope"), None).expect_err("unknown");
         assert!(err.to_string().contains("no app named \"nope\""), "{err}");
         assert!(AppFile::select(None, Some("shop"), None).is_err());
+    }
+
+    #[test]
+    fn provenance_resolves_like_render() {
+        let file = AppFile::parse(FILE.as_bytes()).expect("parse");
+        assert_eq!(AppFile::for_provenance(Some(&file), "shop", "examples/tera-app").expect("app").values.len(), 1);
+        assert!(AppFile::for_provenance(Some(&file), "shop", "examples/plain-app").is_err());
+        let folder = AppFile::for_provenance(Some(&file), "web", "deploy/web").expect("folder app");
+        assert!(!folder.from_app_file);
+        assert!(AppFile::for_provenance(None, "web", "deploy/api").is_err());
     }
 
     #[test]
