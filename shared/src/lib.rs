@@ -9,8 +9,10 @@
 pub mod appfile;
 pub mod canonical;
 pub mod compare;
+pub mod drift;
 pub mod error;
 pub mod git;
+pub mod health;
 pub mod object;
 pub mod provenance;
 pub mod quantity;

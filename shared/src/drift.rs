@@ -1,0 +1,260 @@
+//! Drift between Git and the cluster, beyond [`crate::compare`]: the comparison of declared fields
+//! without the provenance annotations (which name a commit, not content), and the fields that Git
+//! does not declare but that a person added by hand, found through `metadata.managedFields`.
+//!
+//! A field owned by a manager such as `kubectl-edit`, `kubectl-patch` or
+//! `kubectl-client-side-apply` was written by a person at a terminal. When Git does not declare
+//! it, [`crate::compare::compare`] cannot see it (it only looks at declared fields), yet it is drift.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::compare::{compare, FieldDiff};
+use crate::provenance::PROVENANCE_ANNOTATIONS;
+
+/// Field managers that mean "a person changed this by hand".
+pub const HAND_MANAGERS: &[&str] = &[
+    "kubectl-edit",
+    "kubectl-patch",
+    "kubectl-client-side-apply",
+    "kubectl-label",
+    "kubectl-annotate",
+    "kubectl-scale",
+    "kubectl-set",
+    "kubectl-rollout",
+    "kubectl-replace",
+    "kubectl-create",
+];
+
+/// A field Git does not declare, written by a hand manager.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HandDrift {
+    /// The manager that owns the field (`kubectl-edit`).
+    pub manager: String,
+    /// The field for people: `data.LOG_LEVEL`, `spec.template.spec.containers[name=web].env`.
+    pub path: String,
+    /// The value in the cluster, when it can be located.
+    pub live: Option<Value>,
+}
+
+/// `desired` without the provenance annotations: what the digest covers.
+pub fn without_provenance(desired: &Value) -> Value {
+    let mut content = desired.clone();
+    if let Some(metadata) = content.get_mut("metadata").and_then(Value::as_object_mut) {
+        let now_empty = match metadata
+            .get_mut("annotations")
+            .and_then(Value::as_object_mut)
+        {
+            Some(annotations) => {
+                for key in PROVENANCE_ANNOTATIONS {
+                    annotations.remove(key);
+                }
+                annotations.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            metadata.remove("annotations");
+        }
+    }
+    content
+}
+
+/// The declared fields of `desired` that `live` does not hold, provenance annotations left out
+/// (an object rendered from a newer commit with the same content is not drifted).
+pub fn declared_drift(desired: &Value, live: &Value) -> Vec<FieldDiff> {
+    compare(&without_provenance(desired), live)
+}
+
+/// Fields of `live` owned by a [`HAND_MANAGERS`] manager that `desired` does not declare.
+pub fn hand_drift(desired: &Value, live: &Value) -> Vec<HandDrift> {
+    let mut found = Vec::new();
+    let entries = live
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Value::as_array);
+    for entry in entries.into_iter().flatten() {
+        let manager = entry
+            .get("manager")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let by_hand = HAND_MANAGERS.contains(&manager);
+        let subresource = entry
+            .get("subresource")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // Status writes are the controllers' business, never drift.
+        if !by_hand || subresource == "status" {
+            continue;
+        }
+        let Some(fields) = entry.get("fieldsV1").and_then(Value::as_object) else {
+            continue;
+        };
+        let mut walk = Walk {
+            manager,
+            found: &mut found,
+            path: String::new(),
+        };
+        walk.fields(fields, Some(desired), Some(live));
+    }
+    found
+}
+
+struct Walk<'a> {
+    manager: &'a str,
+    found: &'a mut Vec<HandDrift>,
+    path: String,
+}
+
+impl Walk<'_> {
+    /// Walks a fieldsV1 set. `desired` and `live` are the values at the current path (`None` when
+    /// absent there). The first field on a path that `desired` does not declare is drift, reported
+    /// once with everything under it.
+    fn fields(&mut self, set: &Map<String, Value>, desired: Option<&Value>, live: Option<&Value>) {
+        if desired.is_none() && !self.path.is_empty() {
+            self.found.push(HandDrift {
+                manager: self.manager.to_owned(),
+                path: self.path.clone(),
+                live: live.cloned(),
+            });
+            return;
+        }
+        for (key, child) in set {
+            let Some(child) = child.as_object() else {
+                continue;
+            };
+            let saved = self.path.len();
+            if let Some(field) = key.strip_prefix("f:") {
+                if self.path.is_empty() && matches!(field, "status") {
+                    continue;
+                }
+                let plain = field
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if plain {
+                    if !self.path.is_empty() {
+                        self.path.push('.');
+                    }
+                    self.path.push_str(field);
+                } else {
+                    self.path.push_str(&format!("[{}]", Value::from(field)));
+                }
+                let d = desired.and_then(|v| v.get(field));
+                let l = live.and_then(|v| v.get(field));
+                self.fields(child, d, l);
+            } else if let Some(item) = key.strip_prefix("k:") {
+                let Ok(Value::Object(item_key)) = serde_json::from_str::<Value>(item) else {
+                    continue;
+                };
+                let label: Vec<String> = item_key
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => format!("{k}={s}"),
+                        other => format!("{k}={other}"),
+                    })
+                    .collect();
+                self.path.push_str(&format!("[{}]", label.join(",")));
+                let matches =
+                    |element: &&Value| item_key.iter().all(|(k, v)| key_equal(element.get(k), v));
+                let d = desired
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.iter().find(matches));
+                let l = live
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.iter().find(matches));
+                self.fields(child, d, l);
+            } else if let Some(value) = key.strip_prefix("v:") {
+                let Ok(wanted) = serde_json::from_str::<Value>(value) else {
+                    continue;
+                };
+                self.path.push_str(&format!("[{wanted}]"));
+                let d = desired
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.iter().find(|e| **e == wanted));
+                let l = live
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.iter().find(|e| **e == wanted));
+                self.fields(child, d, l);
+            } else if let Some(index) = key.strip_prefix("i:") {
+                let index: usize = index.parse().unwrap_or(usize::MAX);
+                self.path.push_str(&format!("[{index}]"));
+                let d = desired.and_then(|v| v.get(index));
+                let l = live.and_then(|v| v.get(index));
+                self.fields(child, d, l);
+            }
+            self.path.truncate(saved);
+        }
+    }
+}
+
+/// List keys compare by meaning: `80` and `"80"` name the same port.
+fn key_equal(element: Option<&Value>, wanted: &Value) -> bool {
+    match (element, wanted) {
+        (Some(a), b) if a == b => true,
+        (Some(Value::Number(a)), Value::String(b)) | (Some(Value::String(b)), Value::Number(a)) => {
+            a.to_string() == *b
+        }
+        // The server fills in defaulted keys (protocol TCP) that Git may leave out.
+        (None, Value::String(s)) => s == "TCP",
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn admission_object(name: &str) -> Value {
+        let path = format!(
+            "{}/../../shared/fixtures/admission/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let review: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+        review["request"]["object"].clone()
+    }
+
+    #[test]
+    fn a_real_kubectl_edit_is_hand_drift() {
+        // The captured `kubectl edit` added data.LOG_LEVEL to a ConfigMap that its apply did not declare.
+        let live = admission_object("0065-UPDATE-ConfigMap-app-config.json");
+        let desired = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "app-config", "labels": {"app": "web"}},
+            "data": {"FEATURE_X": live["data"]["FEATURE_X"].clone()}});
+        let drift = hand_drift(&desired, &live);
+        assert_eq!(drift.len(), 1, "{drift:?}");
+        assert_eq!(drift[0].manager, "kubectl-edit");
+        assert_eq!(drift[0].path, "data.LOG_LEVEL");
+        assert_eq!(drift[0].live, live["data"].get("LOG_LEVEL").cloned());
+        // Once Git declares the field, it is no longer hand drift (compare() judges its value).
+        let mut declared = desired.clone();
+        declared["data"]["LOG_LEVEL"] = json!("debug");
+        assert!(hand_drift(&declared, &live).is_empty());
+    }
+
+    #[test]
+    fn keyed_list_items_and_controllers() {
+        let live = json!({"metadata": {"managedFields": [
+            {"manager": "kubectl-patch", "operation": "Update", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {
+                "f:containers": {"k:{\"name\":\"web\"}": {"f:env": {".": {}, "k:{\"name\":\"DEBUG\"}": {".": {}, "f:name": {}, "f:value": {}}}}}}}}}},
+            {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:spec": {"f:paused": {}}}},
+            {"manager": "kubectl-edit", "operation": "Update", "subresource": "status", "fieldsV1": {"f:status": {"f:x": {}}}}
+        ]}, "spec": {"template": {"spec": {"containers": [{"name": "web", "env": [{"name": "DEBUG", "value": "1"}]}]}}}});
+        let desired = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
+        let drift = hand_drift(&desired, &live);
+        let paths: Vec<_> = drift.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["spec.template.spec.containers[name=web].env"]);
+        assert_eq!(drift[0].manager, "kubectl-patch");
+    }
+
+    #[test]
+    fn provenance_is_not_content() {
+        let desired = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
+            "annotations": {"kubectl-gitops.io/revision": "b".repeat(40)}}, "data": {"a": "1"}});
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
+            "annotations": {"kubectl-gitops.io/revision": "a".repeat(40)}}, "data": {"a": "1"}});
+        assert!(declared_drift(&desired, &live).is_empty());
+        assert_eq!(compare(&desired, &live).len(), 1);
+    }
+}
