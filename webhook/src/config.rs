@@ -1,0 +1,346 @@
+//! The webhook's configuration: one YAML file, read at start-up. Unknown keys and invalid values
+//! fail start-up with the key and the reason.
+//!
+//! ```yaml
+//! repositories:
+//!   - url: https://git.example/shop.git
+//!     branch: main
+//!     tokenFile: /etc/gitops/token      # optional; or sshKeyFile
+//! exemptUsers: ["system:kube-controller-manager", "system:serviceaccount:kube-system:*"]
+//! exemptGroups: []
+//! breakGlassGroup: gitops:break-glass
+//! gitOnlyNamespaces: [shop]
+//! revisionMode: forward                 # or head
+//! fetchInterval: 60s
+//! missFetchInterval: 10s
+//! renderCacheEntries: 256
+//! decisionDeadline: 4s
+//! cacheDir: /var/cache/gitops-webhook
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The users exempt by default: the control plane's own identities and kube-system's service
+/// accounts. Never "every service account": anyone with `edit` in a namespace can run a pod as
+/// any service account there.
+pub const DEFAULT_EXEMPT_USERS: &[&str] = &[
+    "system:kube-controller-manager",
+    "system:kube-scheduler",
+    "system:apiserver",
+    "system:serviceaccount:kube-system:*",
+];
+
+/// The break-glass group by default.
+pub const DEFAULT_BREAK_GLASS_GROUP: &str = "gitops:break-glass";
+
+/// The API server's `timeoutSeconds` for the webhook; the decision deadline must stay below it.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which revisions an UPDATE may move an object to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RevisionMode {
+    /// The old object's revision or any descendant of it on the tracked branch.
+    #[default]
+    Forward,
+    /// Only the tracked branch's head.
+    Head,
+}
+
+/// One trusted repository and the branch it tracks.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Repository {
+    /// The URL exactly as the plugin records it in the repo annotation.
+    pub url: String,
+    /// The tracked branch: only commits reachable from it are trusted.
+    pub branch: String,
+    /// User name for HTTPS tokens and SSH keys.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// A file holding an HTTPS token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// A private SSH key file.
+    #[serde(default)]
+    pub ssh_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConfig {
+    repositories: Vec<Repository>,
+    #[serde(default)]
+    exempt_users: Option<Vec<String>>,
+    #[serde(default)]
+    exempt_groups: Vec<String>,
+    #[serde(default)]
+    break_glass_group: Option<String>,
+    #[serde(default)]
+    git_only_namespaces: Vec<String>,
+    #[serde(default)]
+    revision_mode: RevisionMode,
+    #[serde(default)]
+    fetch_interval: Option<String>,
+    #[serde(default)]
+    miss_fetch_interval: Option<String>,
+    #[serde(default)]
+    render_cache_entries: Option<usize>,
+    #[serde(default)]
+    decision_deadline: Option<String>,
+    #[serde(default)]
+    cache_dir: Option<PathBuf>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Trusted repositories.
+    pub repositories: Vec<Repository>,
+    /// Users that may change what Git does not declare and delete managed objects. A trailing
+    /// `*` matches any suffix.
+    pub exempt_users: Vec<String>,
+    /// Groups whose members are exempt like [`Config::exempt_users`].
+    pub exempt_groups: Vec<String>,
+    /// Members pass every check, with a warning, a log line and a metric.
+    pub break_glass_group: String,
+    /// Namespaces where unmanaged objects may not be created.
+    pub git_only_namespaces: Vec<String>,
+    /// Forward or head-only revisions.
+    pub revision_mode: RevisionMode,
+    /// How often mirrors are fetched.
+    pub fetch_interval: Duration,
+    /// At most one fetch per repository triggered by an unknown commit in this interval.
+    pub miss_fetch_interval: Duration,
+    /// How many renders (commit, app) are kept.
+    pub render_cache_entries: usize,
+    /// A decision that takes longer becomes a denial.
+    pub decision_deadline: Duration,
+    /// Where the mirrors live.
+    pub cache_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads and validates the file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfig {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates YAML text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let invalid = |message: String| Error::InvalidConfig {
+            path: path.to_owned(),
+            message,
+        };
+        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if raw.repositories.is_empty() {
+            return Err(invalid(
+                "repositories: list at least one trusted repository (url and branch)".into(),
+            ));
+        }
+        for (i, repo) in raw.repositories.iter().enumerate() {
+            if repo.url.trim().is_empty() {
+                return Err(invalid(format!("repositories[{i}].url: must not be empty")));
+            }
+            if repo.branch.trim().is_empty() || repo.branch.starts_with('-') {
+                return Err(invalid(format!(
+                    "repositories[{i}].branch: must name a branch, such as main"
+                )));
+            }
+            if repo.token_file.is_some() && repo.ssh_key_file.is_some() {
+                return Err(invalid(format!(
+                    "repositories[{i}]: give tokenFile or sshKeyFile, not both"
+                )));
+            }
+            if raw.repositories[..i].iter().any(|r| r.url == repo.url) {
+                return Err(invalid(format!(
+                    "repositories[{i}].url: {} is listed twice",
+                    repo.url
+                )));
+            }
+        }
+        let exempt_users = raw.exempt_users.unwrap_or_else(|| {
+            DEFAULT_EXEMPT_USERS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        });
+        for (i, user) in exempt_users.iter().enumerate() {
+            if user == "*" || user == "system:serviceaccount:*" || user == "system:serviceaccount:"
+            {
+                return Err(invalid(format!(
+                    "exemptUsers[{i}]: {user:?} would exempt every service account; anyone with edit in a namespace can run a pod as one. Name kube-system's (system:serviceaccount:kube-system:*) or single accounts"
+                )));
+            }
+        }
+        for (i, group) in raw.exempt_groups.iter().enumerate() {
+            if group == "system:serviceaccounts" || group == "system:authenticated" {
+                return Err(invalid(format!(
+                    "exemptGroups[{i}]: {group:?} is far too broad to exempt; name single users or system:serviceaccounts:kube-system"
+                )));
+            }
+        }
+        let duration = |key: &str, value: Option<&str>, default: Duration| match value {
+            None => Ok(default),
+            Some(text) => parse_duration(text).ok_or_else(|| {
+                invalid(format!(
+                    "{key}: {text:?} is not a duration; write it like 500ms, 4s, 2m or 1h"
+                ))
+            }),
+        };
+        let fetch_interval = duration(
+            "fetchInterval",
+            raw.fetch_interval.as_deref(),
+            Duration::from_secs(60),
+        )?;
+        if fetch_interval < Duration::from_secs(1) {
+            return Err(invalid("fetchInterval: must be at least 1s".into()));
+        }
+        let miss_fetch_interval = duration(
+            "missFetchInterval",
+            raw.miss_fetch_interval.as_deref(),
+            Duration::from_secs(10),
+        )?;
+        let decision_deadline = duration(
+            "decisionDeadline",
+            raw.decision_deadline.as_deref(),
+            Duration::from_secs(4),
+        )?;
+        if decision_deadline.is_zero() || decision_deadline >= WEBHOOK_TIMEOUT {
+            return Err(invalid(format!(
+                "decisionDeadline: must be above 0 and below the webhook's timeoutSeconds ({}s), so a slow render becomes a clear denial rather than an API server timeout",
+                WEBHOOK_TIMEOUT.as_secs()
+            )));
+        }
+        let render_cache_entries = raw.render_cache_entries.unwrap_or(256);
+        if render_cache_entries == 0 {
+            return Err(invalid("renderCacheEntries: must be at least 1".into()));
+        }
+        let break_glass_group = raw
+            .break_glass_group
+            .unwrap_or_else(|| DEFAULT_BREAK_GLASS_GROUP.to_owned());
+        if break_glass_group.trim().is_empty() {
+            return Err(invalid("breakGlassGroup: must not be empty".into()));
+        }
+        Ok(Config {
+            repositories: raw.repositories,
+            exempt_users,
+            exempt_groups: raw.exempt_groups,
+            break_glass_group,
+            git_only_namespaces: raw.git_only_namespaces,
+            revision_mode: raw.revision_mode,
+            fetch_interval,
+            miss_fetch_interval,
+            render_cache_entries,
+            decision_deadline,
+            cache_dir: raw
+                .cache_dir
+                .unwrap_or_else(|| PathBuf::from("/var/cache/gitops-webhook")),
+        })
+    }
+
+    /// The trusted repository with this URL.
+    pub fn repository(&self, url: &str) -> Option<&Repository> {
+        self.repositories.iter().find(|r| r.url == url)
+    }
+
+    /// True when the user (or one of the groups) is exempt.
+    pub fn is_exempt(&self, username: &str, groups: &[String]) -> bool {
+        self.exempt_users
+            .iter()
+            .any(|p| matches_pattern(p, username))
+            || groups
+                .iter()
+                .any(|g| self.exempt_groups.iter().any(|p| matches_pattern(p, g)))
+    }
+}
+
+/// `pattern` equals `value`, or ends with `*` and `value` starts with what precedes it.
+fn matches_pattern(pattern: &str, value: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => pattern == value,
+    }
+}
+
+/// Parses `500ms`, `4s`, `2m`, `1h`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(number)),
+        "s" => Some(Duration::from_secs(number)),
+        "m" => Some(Duration::from_secs(number.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(number.checked_mul(3600)?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("config.yaml"))
+    }
+
+    #[test]
+    fn defaults_and_exemptions() {
+        let config =
+            parse("repositories:\n  - url: https://git.example/shop.git\n    branch: main\n")
+                .expect("valid");
+        assert_eq!(config.decision_deadline, Duration::from_secs(4));
+        assert_eq!(config.revision_mode, RevisionMode::Forward);
+        assert!(config.is_exempt(
+            "system:serviceaccount:kube-system:generic-garbage-collector",
+            &[]
+        ));
+        assert!(config.is_exempt("system:kube-controller-manager", &[]));
+        assert!(!config.is_exempt("system:serviceaccount:shop:default", &[]));
+        assert!(!config.is_exempt("alice", &["system:masters".to_owned()]));
+        assert_eq!(config.break_glass_group, "gitops:break-glass");
+    }
+
+    #[test]
+    fn bad_files_name_the_key_and_reason() {
+        let err = parse("repositories:\n  - url: u\n    branch: main\n    tokenfile: x\n")
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("tokenfile"), "{err}");
+        let err = parse("repositories:\n  - url: u\n    branch: main\ndecisionDeadline: 5s\n")
+            .expect_err("deadline");
+        assert!(
+            err.to_string()
+                .contains("decisionDeadline: must be above 0 and below"),
+            "{err}"
+        );
+        let err = parse("repositories:\n  - url: u\n    branch: main\nfetchInterval: soon\n")
+            .expect_err("duration");
+        assert!(
+            err.to_string()
+                .contains("fetchInterval: \"soon\" is not a duration"),
+            "{err}"
+        );
+        let err = parse("repositories:\n  - url: u\n    branch: main\nexemptUsers: ['system:serviceaccount:*']\n")
+            .expect_err("too broad");
+        assert!(err.to_string().contains("exemptUsers[0]"), "{err}");
+        let err = parse("repositories: []\n").expect_err("empty");
+        assert!(
+            err.to_string().contains("repositories: list at least one"),
+            "{err}"
+        );
+        let err = parse("repositories:\n  - url: u\n    branch: main\nrevisionMode: backward\n")
+            .expect_err("mode");
+        assert!(err.to_string().contains("backward"), "{err}");
+    }
+}

@@ -1,0 +1,572 @@
+//! The admission decision: a pure function of the request, the configuration and the facts Git
+//! gives (where a commit is, what it renders to). No I/O happens here; [`GitFacts`] is the only
+//! window onto Git, so tests feed it renders of real repositories and the server feeds it the
+//! mirrors and the render cache.
+//!
+//! The eight rules of DESIGN.md, in the order they apply:
+//! status subresources pass (8); break-glass members pass with a warning (6); the scale
+//! subresource is checked against the branch heads' index (8); DELETE needs the branch head not
+//! to declare the object, or an exempt caller (5); unmanaged objects pass except when created in
+//! a Git-only namespace (1); the claimed repository, commit and branch must check out, and
+//! revisions only move forward (2); every declared field must equal the object (3); and a person
+//! may not change what Git does not declare (4). Dry-runs get the same answer (7).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use gitops_shared::compare::compare;
+use gitops_shared::object::ObjectKey;
+use gitops_shared::provenance::{is_managed, Provenance, MANAGED_BY, MANAGED_BY_LABEL};
+
+use crate::config::{Config, RevisionMode};
+use crate::declared::undeclared_changes;
+use crate::review::{AdmissionRequest, Operation, Verdict};
+
+/// What a commit of an app declares, by object.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    /// The full commit rendered.
+    pub commit: String,
+    /// The app rendered.
+    pub app: String,
+    /// Each object as rendered and stamped.
+    pub objects: HashMap<ObjectKey, Value>,
+}
+
+/// The app an object claims to come from, and the namespace a folder app is rendered for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AppClaim {
+    /// The app label.
+    pub app: String,
+    /// The path annotation.
+    pub path: String,
+    /// For folder apps (not in `gitops.yaml`) the namespace is not in Git; the plugin renders
+    /// them for the namespace they were synced to, so the webhook renders them for the incoming
+    /// object's own namespace.
+    pub folder_namespace: String,
+}
+
+/// Where a commit stands relative to a trusted repository's tracked branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitPlace {
+    /// Reachable from the tracked branch.
+    OnBranch,
+    /// In the mirror but not reachable from the tracked branch.
+    NotOnBranch,
+    /// Not in the mirror, even after a fetch.
+    Unknown,
+}
+
+/// Why a fact could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FactError {
+    /// The app (its folder or app file entry) does not exist at that commit.
+    #[error("{0}")]
+    AppGone(String),
+    /// Anything else (render error, Git error, timeout).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What a tracked branch's head declares for one object.
+#[derive(Debug, Clone)]
+pub struct HeadDeclaration {
+    /// The repository.
+    pub repo: String,
+    /// The tracked branch.
+    pub branch: String,
+    /// The head commit.
+    pub commit: String,
+    /// The app declaring it.
+    pub app: String,
+    /// The object as rendered.
+    pub object: Arc<Value>,
+}
+
+/// Facts about Git the decision needs. The server answers from its mirrors (fetching once on a
+/// miss) and its render cache; tests answer from real repositories.
+pub trait GitFacts {
+    /// Where `commit` stands relative to `repo`'s tracked branch.
+    fn locate(&self, repo: &str, commit: &str) -> Result<CommitPlace, FactError>;
+    /// The tracked branch's head commit of `repo`.
+    fn head(&self, repo: &str) -> Result<String, FactError>;
+    /// True when `ancestor` is `descendant` or one of its ancestors.
+    fn is_ancestor(&self, repo: &str, ancestor: &str, descendant: &str) -> Result<bool, FactError>;
+    /// What `claim` renders to at `commit` of `repo`.
+    fn render(&self, repo: &str, commit: &str, claim: &AppClaim)
+        -> Result<Arc<Desired>, FactError>;
+    /// The branch heads' declaration of `key`, from the index of app-file apps.
+    fn head_declaration(&self, key: &ObjectKey) -> Option<HeadDeclaration>;
+    /// The branch heads' declaration of a scale subresource's parent, addressed by the request's
+    /// resource (group and plural) since a Scale carries no kind of its parent.
+    fn scale_parent(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<HeadDeclaration>;
+}
+
+/// How the decision came out, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Allowed; the reason.
+    Allowed(&'static str),
+    /// Denied.
+    Denied,
+    /// Would have been denied; allowed for a break-glass member.
+    BreakGlass,
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Allowed(_) => "allowed",
+            Outcome::Denied => "denied",
+            Outcome::BreakGlass => "break-glass",
+        }
+    }
+}
+
+/// A decision: the verdict for the API server and how it came about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// What the API server is told.
+    pub verdict: Verdict,
+    /// Why.
+    pub outcome: Outcome,
+}
+
+impl Decision {
+    fn allow(reason: &'static str) -> Decision {
+        Decision {
+            verdict: Verdict {
+                allowed: true,
+                message: None,
+                warnings: Vec::new(),
+            },
+            outcome: Outcome::Allowed(reason),
+        }
+    }
+
+    fn deny(message: String) -> Decision {
+        Decision {
+            verdict: Verdict {
+                allowed: false,
+                message: Some(message),
+                warnings: Vec::new(),
+            },
+            outcome: Outcome::Denied,
+        }
+    }
+
+    /// True when allowed (break-glass included).
+    pub fn allowed(&self) -> bool {
+        self.verdict.allowed
+    }
+
+    /// The denial's message, or the break-glass warning's.
+    pub fn message(&self) -> &str {
+        self.verdict.message.as_deref().unwrap_or_default()
+    }
+}
+
+/// Decides one admission request.
+pub fn decide(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts) -> Decision {
+    if request.operation == Operation::Connect {
+        return Decision::allow("connect");
+    }
+    if request.sub_resource.as_deref() == Some("status") {
+        return Decision::allow("status");
+    }
+    let decision = evaluate(request, config, facts);
+    let user = &request.user_info;
+    if !decision.allowed() && user.groups.contains(&config.break_glass_group) {
+        let warning = format!(
+            "break-glass by {}: {} The object is OutOfSync until Git catches up.",
+            user.username,
+            decision.message()
+        );
+        return Decision {
+            verdict: Verdict {
+                allowed: true,
+                message: Some(warning.clone()),
+                warnings: vec![warning],
+            },
+            outcome: Outcome::BreakGlass,
+        };
+    }
+    decision
+}
+
+fn evaluate(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts) -> Decision {
+    let exempt = config.is_exempt(&request.user_info.username, &request.user_info.groups);
+    if request.sub_resource.as_deref() == Some("scale") {
+        return decide_scale(request, exempt, facts);
+    }
+    match request.operation {
+        Operation::Delete => decide_delete(request, config, exempt, facts),
+        Operation::Create | Operation::Update => decide_write(request, config, exempt, facts),
+        Operation::Connect => Decision::allow("connect"),
+    }
+}
+
+/// The first seven characters of a commit, as people write it.
+fn short(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
+}
+
+/// A value for a sentence: strings bare, others as JSON, absence as "absent"; long values are
+/// cut so the sentence stays readable.
+fn shown(value: Option<&Value>) -> String {
+    const MAX: usize = 100;
+    let text = match value {
+        None | Some(Value::Null) => return "absent".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    if text.chars().count() <= MAX {
+        return text;
+    }
+    let cut: String = text.chars().take(MAX).collect();
+    format!("{cut}…")
+}
+
+/// The object's key, taking the name from the request when the object has none.
+fn key_of(object: &Value, request: &AdmissionRequest) -> ObjectKey {
+    ObjectKey::of(object).unwrap_or_else(|| ObjectKey {
+        group: request.kind.group.clone(),
+        kind: request.kind.kind.clone(),
+        namespace: request.namespace.clone(),
+        name: request.name.clone(),
+    })
+}
+
+fn decide_scale(request: &AdmissionRequest, exempt: bool, facts: &dyn GitFacts) -> Decision {
+    let (Some(new), Some(old)) = (&request.object, &request.old_object) else {
+        return Decision::allow("scale without objects");
+    };
+    let replicas = |o: &Value| o.pointer("/spec/replicas").cloned();
+    let (new_replicas, old_replicas) = (replicas(new), replicas(old));
+    if new_replicas == old_replicas {
+        return Decision::allow("scale unchanged");
+    }
+    let name = if request.name.is_empty() {
+        new.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    } else {
+        request.name.as_str()
+    };
+    let Some(parent) = facts.scale_parent(
+        &request.resource.group,
+        &request.resource.resource,
+        &request.namespace,
+        name,
+    ) else {
+        return Decision::allow("scale of an unmanaged object");
+    };
+    let parent_key = ObjectKey::of(&parent.object).unwrap_or_default_key();
+    let declared = parent.object.pointer("/spec/replicas");
+    match declared {
+        Some(declared) => {
+            let equal = new_replicas.as_ref().is_some_and(|n| n.as_i64() == declared.as_i64());
+            if equal {
+                Decision::allow("scale to Git's value")
+            } else {
+                Decision::deny(format!(
+                    "{parent_key}: spec.replicas is {}, commit {} on {} says {} — change it in Git (kubectl scale is an out-of-band change)",
+                    shown(new_replicas.as_ref()),
+                    short(&parent.commit),
+                    parent.branch,
+                    shown(Some(declared))
+                ))
+            }
+        }
+        None if exempt => Decision::allow("exempt identity scales an undeclared spec.replicas"),
+        None => Decision::deny(format!(
+            "{parent_key}: spec.replicas changed from {} to {} by {}, but Git (commit {} on {}) does not declare it; only controllers such as the HorizontalPodAutoscaler may change it — declare replicas in Git instead",
+            shown(old_replicas.as_ref()),
+            shown(new_replicas.as_ref()),
+            request.user_info.username,
+            short(&parent.commit),
+            parent.branch
+        )),
+    }
+}
+
+trait KeyOrDefault {
+    fn unwrap_or_default_key(self) -> ObjectKey;
+}
+
+impl KeyOrDefault for Option<ObjectKey> {
+    fn unwrap_or_default_key(self) -> ObjectKey {
+        self.unwrap_or(ObjectKey {
+            group: String::new(),
+            kind: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+        })
+    }
+}
+
+fn decide_delete(
+    request: &AdmissionRequest,
+    config: &Config,
+    exempt: bool,
+    facts: &dyn GitFacts,
+) -> Decision {
+    let Some(old) = &request.old_object else {
+        return Decision::allow("delete without oldObject");
+    };
+    if !is_managed(old) {
+        return Decision::allow("unmanaged");
+    }
+    if exempt {
+        return Decision::allow("exempt identity deletes");
+    }
+    let key = key_of(old, request);
+    if let Some(head) = facts.head_declaration(&key) {
+        return Decision::deny(still_declared(&key, &head.app, &head.commit, &head.branch));
+    }
+    // Folder apps are not in the index: render the claimed app at the head.
+    if let Some(provenance) = Provenance::of(old) {
+        if config.repository(&provenance.repo).is_some() {
+            if let Ok(head) = facts.head(&provenance.repo) {
+                let claim = AppClaim {
+                    app: provenance.app.clone(),
+                    path: provenance.path.clone(),
+                    folder_namespace: key.namespace.clone(),
+                };
+                match facts.render(&provenance.repo, &head, &claim) {
+                    Ok(desired) if desired.objects.contains_key(&key) => {
+                        let branch = config
+                            .repository(&provenance.repo)
+                            .map_or("its tracked branch", |r| r.branch.as_str());
+                        return Decision::deny(still_declared(&key, &provenance.app, &head, branch));
+                    }
+                    Ok(_) | Err(FactError::AppGone(_)) => {}
+                    Err(FactError::Failed(reason)) => {
+                        return Decision::deny(format!(
+                            "{key}: cannot tell whether the branch head still declares it ({reason}); try again, or delete it by removing it from Git"
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Decision::allow("prune: the branch head no longer declares it")
+}
+
+fn still_declared(key: &ObjectKey, app: &str, commit: &str, branch: &str) -> String {
+    format!(
+        "{key}: app {app} still declares it at commit {} (head of {branch}); delete it by removing it from Git and syncing",
+        short(commit)
+    )
+}
+
+fn decide_write(
+    request: &AdmissionRequest,
+    config: &Config,
+    exempt: bool,
+    facts: &dyn GitFacts,
+) -> Decision {
+    let Some(new) = &request.object else {
+        return Decision::allow("no object");
+    };
+    let old = request
+        .old_object
+        .as_ref()
+        .filter(|_| request.operation == Operation::Update);
+    let key = key_of(new, request);
+    let managed_new = is_managed(new);
+    let managed_old = old.is_some_and(is_managed);
+    if !managed_new && !managed_old {
+        let git_only = config.git_only_namespaces.contains(&key.namespace);
+        if request.operation == Operation::Create && git_only {
+            return Decision::deny(format!(
+                "{key}: namespace {} is Git-only and this object carries no kubectl-gitops provenance; add it to Git and run kubectl gitops sync",
+                key.namespace
+            ));
+        }
+        return Decision::allow("unmanaged");
+    }
+    if !managed_new {
+        if exempt {
+            return Decision::allow("exempt identity unmanages");
+        }
+        return Decision::deny(format!(
+            "{key}: removing the label {MANAGED_BY_LABEL}={MANAGED_BY} is refused; an object leaves GitOps by being removed from Git"
+        ));
+    }
+    let Some(claim) = Provenance::of(new) else {
+        return Decision::deny(format!(
+            "{key}: it is labelled {MANAGED_BY_LABEL}={MANAGED_BY} but lacks the repository, revision or path annotation or the app label; sync it with kubectl gitops sync"
+        ));
+    };
+    let Some(repository) = config.repository(&claim.repo) else {
+        let trusted: Vec<&str> = config.repositories.iter().map(|r| r.url.as_str()).collect();
+        return Decision::deny(format!(
+            "{key}: repository {} is not trusted by this webhook (trusted: {}); sync from a trusted repository",
+            claim.repo,
+            trusted.join(", ")
+        ));
+    };
+    let branch = repository.branch.as_str();
+    if claim.revision.len() != 40 || !claim.revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Decision::deny(format!(
+            "{key}: revision {:?} is not a full 40-hex commit; sync it with kubectl gitops sync",
+            claim.revision
+        ));
+    }
+    match facts.locate(&claim.repo, &claim.revision) {
+        Ok(CommitPlace::OnBranch) => {}
+        Ok(CommitPlace::Unknown) => {
+            return Decision::deny(format!(
+                "{key}: commit {} does not exist in {} (fetched again, still unknown); push it to {branch} and sync",
+                short(&claim.revision),
+                claim.repo
+            ))
+        }
+        Ok(CommitPlace::NotOnBranch) => {
+            return Decision::deny(format!(
+                "{key}: commit {} of {} is not on branch {branch} (it exists only on another branch or a fork); merge it into {branch} and sync",
+                short(&claim.revision),
+                claim.repo
+            ))
+        }
+        Err(error) => {
+            return Decision::deny(format!(
+                "{key}: cannot check commit {} of {}: {error}",
+                short(&claim.revision),
+                claim.repo
+            ))
+        }
+    }
+    let old_claim = old
+        .and_then(Provenance::of)
+        .filter(|p| p.repo == claim.repo);
+    let moved = old_claim
+        .as_ref()
+        .is_none_or(|o| o.revision != claim.revision);
+    if moved && config.revision_mode == RevisionMode::Head {
+        match facts.head(&claim.repo) {
+            Ok(head) if head == claim.revision => {}
+            Ok(head) => {
+                return Decision::deny(format!(
+                    "{key}: commit {} is not the head of {branch} ({}); this webhook accepts only the branch head — sync the head",
+                    short(&claim.revision),
+                    short(&head)
+                ))
+            }
+            Err(error) => return Decision::deny(format!("{key}: cannot read the head of {branch}: {error}")),
+        }
+    }
+    if let Some(old_claim) = &old_claim {
+        if old_claim.revision != claim.revision {
+            match facts.is_ancestor(&claim.repo, &old_claim.revision, &claim.revision) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Decision::deny(format!(
+                        "{key}: commit {} is not a descendant of the object's current commit {}; revisions only move forward on {branch} — to roll back, git revert and sync the new commit",
+                        short(&claim.revision),
+                        short(&old_claim.revision)
+                    ))
+                }
+                Err(error) => {
+                    return Decision::deny(format!(
+                        "{key}: cannot compare commits {} and {}: {error}",
+                        short(&old_claim.revision),
+                        short(&claim.revision)
+                    ))
+                }
+            }
+        }
+    }
+    let app_claim = AppClaim {
+        app: claim.app.clone(),
+        path: claim.path.clone(),
+        folder_namespace: key.namespace.clone(),
+    };
+    let desired_set = match facts.render(&claim.repo, &claim.revision, &app_claim) {
+        Ok(set) => set,
+        Err(error) => {
+            return Decision::deny(format!(
+                "{key}: cannot render app {} at commit {} of {}: {error}",
+                claim.app,
+                short(&claim.revision),
+                claim.repo
+            ))
+        }
+    };
+    let Some(desired) = desired_set.objects.get(&key) else {
+        return Decision::deny(format!(
+            "{key}: app {} at commit {} does not declare this object, so its provenance does not apply to it (annotations copied from another object?); add it to Git and sync",
+            claim.app,
+            short(&claim.revision)
+        ));
+    };
+    // Rule 3. An exempt controller is not blamed for drift that was already there.
+    let old_drift = match (exempt, old) {
+        (true, Some(old)) => compare(desired, old),
+        _ => Vec::new(),
+    };
+    let diffs: Vec<_> = compare(desired, new)
+        .into_iter()
+        .filter(|d| !old_drift.contains(d))
+        .collect();
+    if let Some(first) = diffs.first() {
+        let more = match diffs.len() {
+            1 => String::new(),
+            2 => " (and 1 more field)".to_owned(),
+            n => format!(" (and {} more fields)", n - 1),
+        };
+        return Decision::deny(format!(
+            "{key}: {} is {}, commit {} on {branch} says {}{more} — change it in Git",
+            first.path,
+            shown(first.live.as_ref()),
+            short(&claim.revision),
+            shown(Some(&first.desired))
+        ));
+    }
+    // Rule 4.
+    if let (Some(old), false) = (old, exempt) {
+        let old_desired = match &old_claim {
+            Some(o)
+                if o.revision != claim.revision || o.app != claim.app || o.path != claim.path =>
+            {
+                let old_app = AppClaim {
+                    app: o.app.clone(),
+                    path: o.path.clone(),
+                    folder_namespace: key.namespace.clone(),
+                };
+                facts.render(&o.repo, &o.revision, &old_app).ok()
+            }
+            _ => None,
+        };
+        let mut declared: Vec<&Value> = vec![desired];
+        if let Some(object) = old_desired.as_ref().and_then(|d| d.objects.get(&key)) {
+            declared.push(object);
+        }
+        let changes = undeclared_changes(old, new, &declared);
+        if let Some(first) = changes.first() {
+            let more = match changes.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            return Decision::deny(format!(
+                "{key}: {} changed from {} to {} by {}{more}, but Git (commit {} on {branch}) does not declare it; out-of-band changes such as kubectl edit, label, annotate, scale or rollout restart are refused — make the change in Git",
+                first.path,
+                shown(first.old.as_ref()),
+                shown(first.new.as_ref()),
+                request.user_info.username,
+                short(&claim.revision)
+            ));
+        }
+    }
+    Decision::allow("matches Git")
+}

@@ -1,0 +1,64 @@
+//! `gitops-webhook`: parses flags and runs the server; everything else lives in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use gitops_webhook::server::{run, ServeOptions};
+
+/// Validating admission webhook: rejects every change that no commit on a trusted Git branch explains.
+#[derive(Debug, Parser)]
+#[command(name = "gitops-webhook", version)]
+struct Args {
+    /// The configuration file (YAML).
+    #[arg(
+        long,
+        env = "GITOPS_WEBHOOK_CONFIG",
+        default_value = "/etc/gitops-webhook/config.yaml"
+    )]
+    config: PathBuf,
+    /// The TLS certificate (PEM), re-read when it changes.
+    #[arg(
+        long,
+        env = "GITOPS_WEBHOOK_TLS_CERT",
+        default_value = "/etc/gitops-webhook/tls/tls.crt"
+    )]
+    tls_cert: PathBuf,
+    /// The TLS private key (PEM), re-read when it changes.
+    #[arg(
+        long,
+        env = "GITOPS_WEBHOOK_TLS_KEY",
+        default_value = "/etc/gitops-webhook/tls/tls.key"
+    )]
+    tls_key: PathBuf,
+    /// The HTTPS address for POST /validate.
+    #[arg(long, env = "GITOPS_WEBHOOK_LISTEN", default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// The plain-HTTP address for /livez, /readyz and /metrics.
+    #[arg(
+        long,
+        env = "GITOPS_WEBHOOK_ADMIN_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    admin_listen: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    run(ServeOptions {
+        config: args.config,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! The HTTP side: `POST /validate` over TLS, and `/livez`, `/readyz`, `/metrics` on a plain-HTTP
+//! admin port. The handler only parses, calls [`decide`] and wraps the answer.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument as _;
+
+use crate::config::Config;
+use crate::decision::{decide, Decision, GitFacts, Outcome};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::review::{response, AdmissionReview, Verdict};
+use crate::store::GitStore;
+use crate::tls::{provider, server_config, ReloadingCert};
+
+/// The largest request accepted: an UPDATE carries two objects of up to 3 MiB each (the API
+/// server's own limit) plus the envelope. Larger bodies get 413.
+pub const BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// How long in-flight requests get to finish after SIGTERM.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct WebhookState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Git facts (the store in production, real test repositories in tests).
+    pub facts: Arc<dyn GitFacts + Send + Sync>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The webhook router: `POST /validate`.
+pub fn router(state: WebhookState) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+fn bad_request(message: String) -> Response {
+    tracing::warn!(%message, "unreadable review");
+    (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
+}
+
+async fn validate(State(state): State<WebhookState>, body: Bytes) -> Response {
+    let review: AdmissionReview = match serde_json::from_slice(&body) {
+        Ok(review) => review,
+        Err(error) => {
+            return bad_request(format!(
+                "the request body is not an AdmissionReview v1 JSON document: {error}"
+            ))
+        }
+    };
+    let Some(request) = review.request else {
+        return bad_request("the AdmissionReview has no request".to_owned());
+    };
+    let span = tracing::info_span!(
+        "review",
+        uid = %request.uid,
+        operation = request.operation.as_str(),
+        kind = %request.kind.kind,
+        namespace = %request.namespace,
+        name = %request.name,
+        user = %request.user_info.username,
+        dry_run = request.dry_run,
+    );
+    async move {
+        let started = Instant::now();
+        let uid = request.uid.clone();
+        let operation = request.operation.as_str();
+        let kind = request.kind.kind.clone();
+        let deadline = state.config.decision_deadline;
+        let (config, facts) = (state.config.clone(), state.facts.clone());
+        let task = tokio::task::spawn_blocking(move || decide(&request, &config, facts.as_ref()));
+        let decision = match tokio::time::timeout(deadline, task).await {
+            Ok(Ok(decision)) => decision,
+            Ok(Err(error)) => denied(format!("the webhook failed while deciding ({error}); try again")),
+            Err(_) => denied(format!(
+                "the webhook could not decide within {} ms (a Git fetch or render is slow); try again shortly",
+                deadline.as_millis()
+            )),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        state.metrics.review(operation, &kind, decision.outcome.label(), seconds);
+        match decision.outcome {
+            Outcome::Denied => tracing::info!(decision = "denied", message = decision.message(), elapsed_us = (seconds * 1e6) as u64, "review"),
+            Outcome::BreakGlass => tracing::warn!(decision = "break-glass", message = decision.message(), "review"),
+            Outcome::Allowed(reason) => tracing::debug!(decision = "allowed", reason, elapsed_us = (seconds * 1e6) as u64, "review"),
+        }
+        Json(response(&uid, &decision.verdict)).into_response()
+    }
+    .instrument(span)
+    .await
+}
+
+fn denied(message: String) -> Decision {
+    Decision {
+        verdict: Verdict {
+            allowed: false,
+            message: Some(message),
+            warnings: Vec::new(),
+        },
+        outcome: Outcome::Denied,
+    }
+}
+
+/// Readiness: the mirrors are loaded and the TLS listener is bound.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    tls_bound: AtomicBool,
+    mirrors_loaded: AtomicBool,
+    draining: AtomicBool,
+}
+
+#[derive(Clone)]
+struct AdminState {
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+    store: Arc<GitStore>,
+}
+
+/// The admin router: `/livez`, `/readyz`, `/metrics`.
+fn admin_router(state: AdminState) -> Router {
+    Router::new()
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    let r = &state.readiness;
+    if r.draining.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    if !r.tls_bound.load(Ordering::SeqCst) || !r.mirrors_loaded.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: Git mirrors not loaded or TLS not bound\n",
+        )
+            .into_response();
+    }
+    // Still ready when a fetch fails: the mirror keeps deciding; say so.
+    let mut body = String::from("ready\n");
+    for mirror in state.store.mirrors() {
+        if let Some(error) = mirror.status().last_error {
+            body.push_str(&format!("last fetch of {} failed: {error}\n", mirror.url));
+        }
+    }
+    (StatusCode::OK, body).into_response()
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Where to listen and what to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The configuration file.
+    pub config: PathBuf,
+    /// The TLS certificate (PEM, leaf first).
+    pub tls_cert: PathBuf,
+    /// The TLS private key (PEM).
+    pub tls_key: PathBuf,
+    /// The HTTPS address.
+    pub listen: SocketAddr,
+    /// The admin (plain HTTP) address.
+    pub admin_listen: SocketAddr,
+}
+
+/// Runs the webhook until SIGTERM or SIGINT, then drains in-flight requests.
+pub async fn run(options: ServeOptions) -> Result<()> {
+    let config = Arc::new(Config::load(&options.config)?);
+    let tls_provider = provider();
+    let resolver = Arc::new(ReloadingCert::new(
+        &options.tls_cert,
+        &options.tls_key,
+        tls_provider.clone(),
+    )?);
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(GitStore::open(&config, metrics.clone())?);
+    let readiness = Arc::new(Readiness::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let admin_listener = bind(options.admin_listen).await?;
+    tracing::info!(address = %local(&admin_listener), "admin listening");
+    let admin_state = AdminState {
+        readiness: readiness.clone(),
+        metrics: metrics.clone(),
+        store: store.clone(),
+    };
+    let mut admin_stop = stop_rx.clone();
+    let admin = tokio::spawn(async move {
+        axum::serve(admin_listener, admin_router(admin_state))
+            .with_graceful_shutdown(async move {
+                let _ = admin_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+
+    // Load the mirrors before serving: decisions need them.
+    let initial = store.clone();
+    let failures = tokio::task::spawn_blocking(move || initial.refresh())
+        .await
+        .unwrap_or_default();
+    for (url, error) in &failures {
+        tracing::warn!(%url, %error, "initial fetch failed");
+    }
+    let loaded = store.mirrors().all(|m| m.head().ok().flatten().is_some());
+    if !loaded {
+        tracing::warn!("a mirror has no tracked branch yet; not ready until a fetch succeeds");
+    }
+    readiness.mirrors_loaded.store(loaded, Ordering::SeqCst);
+
+    let fetcher = {
+        let (store, readiness, interval, mut stop) = (
+            store.clone(),
+            readiness.clone(),
+            config.fetch_interval,
+            stop_rx.clone(),
+        );
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = stop.wait_for(|stop| *stop) => break,
+                }
+                let store = store.clone();
+                let loaded = tokio::task::spawn_blocking(move || {
+                    store.refresh();
+                    store.mirrors().all(|m| m.head().ok().flatten().is_some())
+                })
+                .await
+                .unwrap_or(false);
+                readiness.mirrors_loaded.store(loaded, Ordering::SeqCst);
+            }
+        })
+    };
+
+    let listener = bind(options.listen).await?;
+    tracing::info!(address = %local(&listener), "webhook listening (TLS)");
+    readiness.tls_bound.store(true, Ordering::SeqCst);
+    let acceptor = TlsAcceptor::from(Arc::new(server_config(resolver, tls_provider)?));
+    let state = WebhookState {
+        config: config.clone(),
+        facts: store.clone(),
+        metrics,
+    };
+    let serving = serve_tls(listener, acceptor, router(state), stop_rx.clone());
+
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => { result?; }
+        () = shutdown_signal() => {
+            tracing::info!("shutting down: draining in-flight requests");
+            readiness.draining.store(true, Ordering::SeqCst);
+            let _ = stop_tx.send(true);
+            serving.await?;
+        }
+    }
+    fetcher.abort();
+    match admin.await {
+        Ok(result) => result.map_err(|source| Error::Serve {
+            what: "admin port",
+            source,
+        })?,
+        Err(error) => tracing::warn!(%error, "admin server task failed"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Bind {
+            address: address.to_string(),
+            source,
+        })
+}
+
+fn local(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
+/// Serves HTTPS on `listener` until `stop` turns true, then waits (up to [`DRAIN_TIMEOUT`]) for
+/// open connections to finish their requests.
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(app.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(stream).await {
+                Ok(tls) => tls,
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tls), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timed out; closing remaining connections");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,254 @@
+//! What the server knows about Git: the mirrors, the bounded render cache and the index of the
+//! branch heads. It answers the decision's [`GitFacts`].
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, RwLock};
+
+use git2::Oid;
+use lru::LruCache;
+
+use gitops_shared::appfile::AppFile;
+use gitops_shared::object::ObjectKey;
+use gitops_shared::render::{load_app_file, render_app, RenderOptions};
+use gitops_shared::scope::BuiltinScope;
+
+use crate::config::Config;
+use crate::decision::{AppClaim, CommitPlace, Desired, FactError, GitFacts, HeadDeclaration};
+use crate::error::Result;
+use crate::index::HeadIndex;
+use crate::metrics::Metrics;
+use crate::mirror::{error_chain, lock, Mirror};
+
+/// A render cache key: a commit never changes, so an entry never goes stale.
+type CacheKey = (String, String, AppClaim);
+
+/// Mirrors, render cache and head index.
+#[derive(Debug)]
+pub struct GitStore {
+    mirrors: HashMap<String, Arc<Mirror>>,
+    cache: Mutex<LruCache<CacheKey, Arc<Desired>>>,
+    index: RwLock<HashMap<String, (Oid, Arc<HeadIndex>)>>,
+    metrics: Arc<Metrics>,
+}
+
+fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl GitStore {
+    /// Opens (without fetching) a mirror per trusted repository.
+    pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<GitStore> {
+        let mut mirrors = HashMap::new();
+        for repo in &config.repositories {
+            let mirror = Mirror::open(
+                repo,
+                &config.cache_dir,
+                config.miss_fetch_interval,
+                metrics.clone(),
+            )?;
+            mirrors.insert(repo.url.clone(), Arc::new(mirror));
+        }
+        let capacity = NonZeroUsize::new(config.render_cache_entries).unwrap_or(NonZeroUsize::MIN);
+        Ok(GitStore {
+            mirrors,
+            cache: Mutex::new(LruCache::new(capacity)),
+            index: RwLock::new(HashMap::new()),
+            metrics,
+        })
+    }
+
+    /// The mirrors.
+    pub fn mirrors(&self) -> impl Iterator<Item = &Arc<Mirror>> {
+        self.mirrors.values()
+    }
+
+    /// Fetches every mirror and refreshes the head index; returns the failures (url, error).
+    pub fn refresh(&self) -> Vec<(String, String)> {
+        let mut failures = Vec::new();
+        for mirror in self.mirrors.values() {
+            if let Err(error) = mirror.fetch() {
+                failures.push((mirror.url.clone(), error_chain(&error)));
+            }
+            self.reindex(mirror);
+        }
+        failures
+    }
+
+    /// Rebuilds the index of one mirror's branch head when the head moved.
+    pub fn reindex(&self, mirror: &Mirror) {
+        let Ok(Some(head)) = mirror.head() else {
+            return;
+        };
+        if read_lock(&self.index)
+            .get(&mirror.url)
+            .is_some_and(|(at, _)| *at == head)
+        {
+            return;
+        }
+        let mut index = HeadIndex::new();
+        let apps = mirror
+            .with_repo(|repo| load_app_file(repo, head))
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten()
+            .map(|file| file.apps.into_values().collect::<Vec<_>>())
+            .unwrap_or_default();
+        for app in apps {
+            let claim = AppClaim {
+                app: app.name.clone(),
+                path: app.path.clone(),
+                folder_namespace: String::new(),
+            };
+            match self.render(&mirror.url, &head.to_string(), &claim) {
+                Ok(desired) => index.add(&mirror.url, &mirror.branch, &desired),
+                Err(error) => {
+                    tracing::warn!(url = %mirror.url, app = %app.name, %error, "cannot index app at the branch head")
+                }
+            }
+        }
+        tracing::info!(url = %mirror.url, head = %head, objects = index.len(), "indexed branch head");
+        self.index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(mirror.url.clone(), (head, Arc::new(index)));
+    }
+
+    fn mirror(&self, repo: &str) -> Result<&Arc<Mirror>, FactError> {
+        self.mirrors
+            .get(repo)
+            .ok_or_else(|| FactError::Failed(format!("repository {repo} is not trusted")))
+    }
+
+    fn render_uncached(
+        &self,
+        mirror: &Mirror,
+        commit: Oid,
+        claim: &AppClaim,
+    ) -> Result<Desired, FactError> {
+        let rendered = mirror
+            .with_repo(|repo| {
+                let file = load_app_file(repo, commit)?;
+                let app = AppFile::for_provenance(file.as_ref(), &claim.app, &claim.path)?;
+                let namespace =
+                    (!claim.folder_namespace.is_empty()).then_some(claim.folder_namespace.as_str());
+                let options = RenderOptions {
+                    scope: &BuiltinScope,
+                    folder_namespace: namespace,
+                };
+                render_app(repo, commit, &app, &options)
+            })
+            .map_err(|e| FactError::Failed(error_chain(&e)))?;
+        let rendered = rendered.map_err(|error| match error {
+            gitops_shared::Error::PathNotFound { .. }
+            | gitops_shared::Error::UnknownApp { .. }
+            | gitops_shared::Error::NoAppSelected(_) => FactError::AppGone(error_chain(&error)),
+            other => FactError::Failed(error_chain(&other)),
+        })?;
+        Ok(Desired {
+            commit: commit.to_string(),
+            app: rendered.app.name.clone(),
+            objects: rendered
+                .objects
+                .into_iter()
+                .map(|o| (o.key(), o.object))
+                .collect(),
+        })
+    }
+}
+
+fn parse_oid(commit: &str) -> Result<Oid, FactError> {
+    Oid::from_str(commit).map_err(|_| FactError::Failed(format!("{commit:?} is not a commit id")))
+}
+
+impl GitFacts for GitStore {
+    fn locate(&self, repo: &str, commit: &str) -> Result<CommitPlace, FactError> {
+        let mirror = self.mirror(repo)?;
+        let oid = parse_oid(commit)?;
+        let failed = |e: crate::error::Error| FactError::Failed(error_chain(&e));
+        if !mirror.has_commit_or_fetch(oid).map_err(failed)? {
+            return Ok(CommitPlace::Unknown);
+        }
+        let head = mirror.head().map_err(failed)?.ok_or_else(|| {
+            FactError::Failed(format!("branch {} does not exist in {repo}", mirror.branch))
+        })?;
+        let on_branch = mirror
+            .with_repo(|r| r.is_ancestor(oid, head))
+            .map_err(failed)?
+            .map_err(|e| FactError::Failed(error_chain(&e)))?;
+        // A fetch may have moved the head: keep the index in step.
+        self.reindex(mirror);
+        Ok(if on_branch {
+            CommitPlace::OnBranch
+        } else {
+            CommitPlace::NotOnBranch
+        })
+    }
+
+    fn head(&self, repo: &str) -> Result<String, FactError> {
+        let mirror = self.mirror(repo)?;
+        match mirror.head() {
+            Ok(Some(head)) => Ok(head.to_string()),
+            Ok(None) => Err(FactError::Failed(format!(
+                "branch {} does not exist in {repo}",
+                mirror.branch
+            ))),
+            Err(e) => Err(FactError::Failed(error_chain(&e))),
+        }
+    }
+
+    fn is_ancestor(&self, repo: &str, ancestor: &str, descendant: &str) -> Result<bool, FactError> {
+        let mirror = self.mirror(repo)?;
+        let (a, d) = (parse_oid(ancestor)?, parse_oid(descendant)?);
+        mirror
+            .with_repo(|r| {
+                if !r.has_commit(a) {
+                    // An ancestor the mirror does not hold cannot be an ancestor of a commit on
+                    // the branch.
+                    return Ok(false);
+                }
+                r.is_ancestor(a, d)
+            })
+            .map_err(|e| FactError::Failed(error_chain(&e)))?
+            .map_err(|e| FactError::Failed(error_chain(&e)))
+    }
+
+    fn render(
+        &self,
+        repo: &str,
+        commit: &str,
+        claim: &AppClaim,
+    ) -> Result<Arc<Desired>, FactError> {
+        let key = (repo.to_owned(), commit.to_owned(), claim.clone());
+        if let Some(hit) = lock(&self.cache).get(&key) {
+            self.metrics.cache(true);
+            return Ok(hit.clone());
+        }
+        self.metrics.cache(false);
+        let mirror = self.mirror(repo)?;
+        let desired = Arc::new(self.render_uncached(mirror, parse_oid(commit)?, claim)?);
+        lock(&self.cache).put(key, desired.clone());
+        Ok(desired)
+    }
+
+    fn head_declaration(&self, key: &ObjectKey) -> Option<HeadDeclaration> {
+        read_lock(&self.index)
+            .values()
+            .find_map(|(_, index)| index.get(key).cloned())
+    }
+
+    fn scale_parent(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<HeadDeclaration> {
+        read_lock(&self.index).values().find_map(|(_, index)| {
+            index
+                .scale_parent(group, resource, namespace, name)
+                .cloned()
+        })
+    }
+}
