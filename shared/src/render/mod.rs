@@ -162,7 +162,9 @@ fn finish(
                     .and_then(Value::as_str)
                     .is_some_and(|ns| !ns.is_empty());
                 if !has_namespace {
-                    metadata.insert("namespace".to_owned(), Value::from(namespace.as_str()));
+                    // Right after the name, where people look for it.
+                    let at = metadata.keys().position(|k| k == "name").map_or(0, |i| i + 1);
+                    metadata.shift_insert(at, "namespace".to_owned(), Value::from(namespace.as_str()));
                 }
             } else if metadata.contains_key("namespace") {
                 // The API server ignores a namespace on cluster-scoped objects; so do we.
