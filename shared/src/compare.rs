@@ -119,7 +119,10 @@ fn normalize_desired(desired: &Value) -> std::borrow::Cow<'_, Value> {
             .or_insert_with(|| Value::Object(Map::new()));
         if let (Some(Value::Object(strings)), Some(data)) = (string_data, data.as_object_mut()) {
             for (key, value) in strings {
-                let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+                let text = value
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| value.to_string());
                 let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
                 data.insert(key, Value::from(encoded));
             }
@@ -137,7 +140,11 @@ struct Path {
 enum Segment {
     Key(String),
     Index(usize),
-    Keyed { index: usize, key: String, value: String },
+    Keyed {
+        index: usize,
+        key: String,
+        value: String,
+    },
 }
 
 impl Path {
@@ -154,7 +161,12 @@ impl Path {
         }
     }
     fn parent_key(&self) -> Option<&str> {
-        match self.segments.len().checked_sub(2).map(|i| &self.segments[i]) {
+        match self
+            .segments
+            .len()
+            .checked_sub(2)
+            .map(|i| &self.segments[i])
+        {
             Some(Segment::Key(k)) => Some(k),
             _ => None,
         }
@@ -165,7 +177,8 @@ impl Path {
             match segment {
                 Segment::Key(k) => {
                     let plain = !k.is_empty()
-                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     if plain {
                         if !out.is_empty() {
                             out.push('.');
@@ -200,7 +213,7 @@ impl Path {
     }
 }
 
-/// `null`, `{}` and `[]`: what the API server treats as absent.
+/// `null`, `{}` and `[]`: what the API server treats as absent, and Git declares nothing with.
 fn is_empty(value: &Value) -> bool {
     match value {
         Value::Null => true,
@@ -211,11 +224,9 @@ fn is_empty(value: &Value) -> bool {
 }
 
 fn walk(desired: &Value, live: Option<&Value>, at: &mut Path, diffs: &mut Vec<FieldDiff>) {
-    let live_empty = live.is_none_or(is_empty);
+    // `null`, `{}` and `[]` declare nothing: the API server drops them, so there is nothing to hold
+    // the cluster to.
     if is_empty(desired) {
-        if !live_empty {
-            record(desired, live, at, diffs);
-        }
         return;
     }
     match desired {
@@ -259,7 +270,13 @@ fn walk(desired: &Value, live: Option<&Value>, at: &mut Path, diffs: &mut Vec<Fi
     }
 }
 
-fn walk_keyed(items: &[Value], live_items: &[Value], key: MergeKey, at: &mut Path, diffs: &mut Vec<FieldDiff>) {
+fn walk_keyed(
+    items: &[Value],
+    live_items: &[Value],
+    key: MergeKey,
+    at: &mut Path,
+    diffs: &mut Vec<FieldDiff>,
+) {
     for (index, item) in items.iter().enumerate() {
         let identity = key.identity(item);
         let live_item = live_items.iter().find(|l| key.identity(l) == identity);
@@ -300,7 +317,10 @@ impl MergeKey {
             None => String::new(),
         };
         let protocol = if self.with_protocol {
-            item.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned()
+            item.get("protocol")
+                .and_then(Value::as_str)
+                .unwrap_or("TCP")
+                .to_owned()
         } else {
             String::new()
         };
@@ -311,15 +331,31 @@ impl MergeKey {
 /// The merge key of a list, from the field that holds it; `None` for lists compared as wholes.
 fn merge_key(list_field: Option<&str>, items: &[Value]) -> Option<MergeKey> {
     let all_have = |field: &str| items.iter().all(|i| i.get(field).is_some());
-    let key = |field: &'static str| MergeKey { field, with_protocol: false };
+    let key = |field: &'static str| MergeKey {
+        field,
+        with_protocol: false,
+    };
     let chosen = match list_field? {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
-        | "imagePullSecrets" | "resourceClaims" | "webhooks" | "versions" => key("name"),
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "webhooks"
+        | "versions" => key("name"),
         "volumeMounts" => key("mountPath"),
         "volumeDevices" => key("devicePath"),
         "hostAliases" => key("ip"),
-        "ports" if all_have("containerPort") => MergeKey { field: "containerPort", with_protocol: true },
-        "ports" if all_have("port") => MergeKey { field: "port", with_protocol: true },
+        "ports" if all_have("containerPort") => MergeKey {
+            field: "containerPort",
+            with_protocol: true,
+        },
+        "ports" if all_have("port") => MergeKey {
+            field: "port",
+            with_protocol: true,
+        },
         _ => return None,
     };
     all_have(chosen.field).then_some(chosen)
@@ -330,8 +366,13 @@ fn scalars_equal(desired: &Value, live: &Value, at: &Path) -> bool {
         return true;
     }
     let is_quantity = at.last_key() == Some("sizeLimit")
-        || at.last_key() == Some("storage") && at.parent_key().is_some_and(|p| QUANTITY_PARENTS.contains(&p))
-        || at.parent_key().is_some_and(|p| QUANTITY_PARENTS.contains(&p));
+        || at.last_key() == Some("storage")
+            && at
+                .parent_key()
+                .is_some_and(|p| QUANTITY_PARENTS.contains(&p))
+        || at
+            .parent_key()
+            .is_some_and(|p| QUANTITY_PARENTS.contains(&p));
     if is_quantity {
         if let (Some(a), Some(b)) = (quantity_of(desired), quantity_of(live)) {
             return a == b;
@@ -366,9 +407,8 @@ mod tests {
         let live = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "uid": "u", "resourceVersion": "9"},
             "spec": {"selector": {"app": "s"}, "ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080}],
                      "clusterIP": "10.0.0.1", "type": "ClusterIP"}, "status": {"loadBalancer": {}}});
-        let diffs = compare(&desired, &live);
-        // clusterIP: null is declared as "absent", but the cluster holds a value.
-        assert_eq!(paths(&diffs), vec!["spec.clusterIP"]);
+        // clusterIP: null and labels: {} declare nothing, whatever the cluster holds.
+        assert_eq!(compare(&desired, &live), vec![]);
     }
 
     #[test]
@@ -378,7 +418,10 @@ mod tests {
         assert!(compare(&desired, &live).is_empty());
         let live = json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "600m", "memory": "1024Mi"}}}]}});
         let diffs = compare(&desired, &live);
-        assert_eq!(paths(&diffs), vec!["spec.containers[name=a].resources.limits.cpu"]);
+        assert_eq!(
+            paths(&diffs),
+            vec!["spec.containers[name=a].resources.limits.cpu"]
+        );
         assert_eq!(diffs[0].pointer, "/spec/containers/0/resources/limits/cpu");
         assert_eq!(diffs[0].live, Some(json!("600m")));
     }
@@ -397,8 +440,17 @@ mod tests {
     fn plain_lists_compare_as_wholes() {
         let desired = json!({"spec": {"args": ["a", "b"]}});
         assert!(compare(&desired, &json!({"spec": {"args": ["a", "b"]}})).is_empty());
-        assert_eq!(paths(&compare(&desired, &json!({"spec": {"args": ["a", "b", "c"]}}))), vec!["spec.args"]);
-        assert_eq!(paths(&compare(&desired, &json!({"spec": {"args": ["b", "a"]}}))), vec!["spec.args[0]", "spec.args[1]"]);
+        assert_eq!(
+            paths(&compare(
+                &desired,
+                &json!({"spec": {"args": ["a", "b", "c"]}})
+            )),
+            vec!["spec.args"]
+        );
+        assert_eq!(
+            paths(&compare(&desired, &json!({"spec": {"args": ["b", "a"]}}))),
+            vec!["spec.args[0]", "spec.args[1]"]
+        );
     }
 
     #[test]
@@ -413,7 +465,126 @@ mod tests {
         let desired = json!({"metadata": {"annotations": {"example.com/owner": "a"}}});
         let live = json!({"metadata": {"annotations": {"example.com/owner": "b"}}});
         let diffs = compare(&desired, &live);
-        assert_eq!(paths(&diffs), vec!["metadata.annotations[\"example.com/owner\"]"]);
+        assert_eq!(
+            paths(&diffs),
+            vec!["metadata.annotations[\"example.com/owner\"]"]
+        );
         assert_eq!(diffs[0].pointer, "/metadata/annotations/example.com~1owner");
+    }
+    /// The real API server's stored objects against what the client applied: every captured
+    /// client-side apply carries the applied manifest in `last-applied-configuration`, and the
+    /// server's defaulting and normalisation of it must not count as a difference.
+    #[test]
+    fn real_api_server_objects_equal_what_was_applied() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/admission"
+        );
+        let mut checked = 0;
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("fixtures beside the checkout")
+            .flatten()
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".json") || name.contains("-status") {
+                continue;
+            }
+            let review: Value =
+                serde_json::from_str(&std::fs::read_to_string(entry.path()).expect("read"))
+                    .expect("json");
+            let request = &review["request"];
+            let manager = request["options"]["fieldManager"]
+                .as_str()
+                .unwrap_or_default();
+            if manager != "kubectl-client-side-apply" {
+                continue;
+            }
+            let object = &request["object"];
+            let Some(applied) = object["metadata"]["annotations"]
+                ["kubectl.kubernetes.io/last-applied-configuration"]
+                .as_str()
+            else {
+                continue;
+            };
+            let desired: Value = serde_json::from_str(applied).expect("applied json");
+            let diffs = compare(&desired, object);
+            assert!(diffs.is_empty(), "{name}: {diffs:?}");
+
+            // And a real change is found, named, with both values.
+            if object["kind"] == "Deployment" {
+                let mut changed = desired.clone();
+                changed["spec"]["template"]["spec"]["containers"][0]["image"] =
+                    json!("registry.example/other:9");
+                let diffs = compare(&changed, object);
+                assert_eq!(diffs.len(), 1, "{name}: {diffs:?}");
+                let container = desired["spec"]["template"]["spec"]["containers"][0]["name"]
+                    .as_str()
+                    .expect("name");
+                assert_eq!(
+                    diffs[0].path,
+                    format!("spec.template.spec.containers[name={container}].image")
+                );
+                assert_eq!(
+                    diffs[0].live,
+                    Some(object["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 4, "only {checked} client-side applies found");
+    }
+
+    /// Server-side applied objects: the fields the `kubectl` manager owns (managedFields) are what
+    /// was applied; rebuilt from the stored object with quantities and ports rewritten the way
+    /// people write them in Git, they compare equal.
+    #[test]
+    fn real_server_side_applied_deployment_equals_git_spelling() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/admission/0006-CREATE-Deployment-web.json"
+        );
+        let review: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+        let live = &review["request"]["object"];
+        let mut desired = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": live["metadata"]["name"], "namespace": live["metadata"]["namespace"],
+                         "labels": live["metadata"]["labels"], "annotations": {}},
+            "spec": {"replicas": live["spec"]["replicas"], "selector": live["spec"]["selector"],
+                     "template": {"metadata": {"labels": live["spec"]["template"]["metadata"]["labels"]},
+                                  "spec": {"containers": live["spec"]["template"]["spec"]["containers"].clone()}}},
+            "status": {"replicas": 99}
+        });
+        // Strip what the server defaulted from the containers, as Git would not say it.
+        for container in desired["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .expect("containers")
+        {
+            let map = container.as_object_mut().expect("container");
+            for defaulted in [
+                "terminationMessagePath",
+                "terminationMessagePolicy",
+                "imagePullPolicy",
+                "resources",
+            ] {
+                map.remove(defaulted);
+            }
+            if let Some(ports) = map.get_mut("ports").and_then(Value::as_array_mut) {
+                for port in ports {
+                    port.as_object_mut().expect("port").remove("protocol");
+                }
+            }
+        }
+        assert_eq!(
+            compare(&desired, live),
+            vec![],
+            "defaults, status and empty annotations are no drift"
+        );
+        desired["spec"]["replicas"] =
+            json!(live["spec"]["replicas"].as_i64().expect("replicas") + 1);
+        let diffs = compare(&desired, live);
+        assert_eq!(paths(&diffs), vec!["spec.replicas"]);
     }
 }

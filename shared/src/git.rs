@@ -218,14 +218,18 @@ impl GitRepo {
         }
         self.repo
             .graph_descendant_of(descendant, ancestor)
-            .map_err(Error::read(format!("history between {ancestor} and {descendant}")))
+            .map_err(Error::read(format!(
+                "history between {ancestor} and {descendant}"
+            )))
     }
 
     /// How many commits `local` is ahead of and behind `upstream`.
     pub fn ahead_behind(&self, local: Oid, upstream: Oid) -> Result<(usize, usize)> {
         self.repo
             .graph_ahead_behind(local, upstream)
-            .map_err(Error::read(format!("history between {local} and {upstream}")))
+            .map_err(Error::read(format!(
+                "history between {local} and {upstream}"
+            )))
     }
 
     /// Reads one file of a commit; `None` when the path does not exist or is not a file.
@@ -360,7 +364,13 @@ fn mirror_dir_name(url: &str) -> String {
         .unwrap_or("repo")
         .trim_end_matches(".git")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(40)
         .collect();
     let hash = hex::encode(Sha256::digest(url.as_bytes()));
@@ -413,7 +423,10 @@ mod tests {
         assert_eq!(normalize_path(".").expect("ok"), "");
         assert!(normalize_path("../x").is_err());
         assert!(normalize_path("/etc").is_err());
-        assert_eq!(join_path("apps/web", "../values/prod.yaml").expect("ok"), "apps/values/prod.yaml");
+        assert_eq!(
+            join_path("apps/web", "../values/prod.yaml").expect("ok"),
+            "apps/values/prod.yaml"
+        );
         assert!(join_path("apps", "../../x").is_err());
     }
 
@@ -433,5 +446,145 @@ mod tests {
         let b = mirror_dir_name("https://gitlab.com/o/app.git");
         assert!(a.starts_with("app-"), "{a}");
         assert_ne!(a, b);
+    }
+    /// A repository made by the `git` program in a temporary folder.
+    fn git_repo() -> (tempfile::TempDir, impl Fn(&[&str]) -> String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_owned();
+        let git = move |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@example.com",
+                    "-c",
+                    "commit.gpgsign=false",
+                ])
+                .args(args)
+                .current_dir(&path)
+                .output()
+                .expect("git");
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        git(&["init", "-q", "-b", "main"]);
+        (dir, git)
+    }
+
+    #[test]
+    fn resolves_reads_and_walks_history_of_a_real_repository() {
+        let (dir, git) = git_repo();
+        std::fs::create_dir_all(dir.path().join("app/sub")).expect("mkdir");
+        std::fs::write(dir.path().join("app/a.yaml"), "a: 1\n").expect("write");
+        std::fs::write(dir.path().join("app/sub/b.yaml"), "b: 1\n").expect("write");
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("app/link.yaml"))
+            .expect("symlink");
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "one"]);
+        let one = git(&["rev-parse", "HEAD"]);
+        git(&["tag", "-a", "v1", "-m", "v1"]);
+        std::fs::write(dir.path().join("app/a.yaml"), "a: 2\n").expect("write");
+        git(&["commit", "-q", "-am", "two"]);
+        let two = git(&["rev-parse", "HEAD"]);
+
+        let repo =
+            GitRepo::open_local(&dir.path().join("app/sub")).expect("discover from a subfolder");
+        assert!(
+            repo.source_url().starts_with("file://"),
+            "{}",
+            repo.source_url()
+        );
+        let one_oid = repo
+            .resolve("v1")
+            .expect("annotated tag peels to its commit");
+        assert_eq!(one_oid.to_string(), one);
+        assert_eq!(repo.resolve(&one[..7]).expect("short sha").to_string(), one);
+        assert_eq!(repo.resolve("main").expect("branch").to_string(), two);
+        assert_eq!(
+            repo.resolve("HEAD~1")
+                .expect("rev-parse expression")
+                .to_string(),
+            one
+        );
+        assert!(matches!(
+            repo.resolve("nope"),
+            Err(Error::UnknownRevision { .. })
+        ));
+        assert!(matches!(
+            repo.resolve("--upload-pack=x"),
+            Err(Error::UnknownRevision { .. })
+        ));
+
+        let two_oid = repo.resolve("HEAD").expect("head");
+        let tree = repo.read_tree(one_oid, "app").expect("tree");
+        assert_eq!(
+            tree.keys().collect::<Vec<_>>(),
+            vec!["app/a.yaml", "app/sub/b.yaml"],
+            "symlinks skipped"
+        );
+        assert_eq!(tree["app/a.yaml"], b"a: 1\n");
+        assert_eq!(
+            repo.read_file(two_oid, "app/a.yaml").expect("read"),
+            Some(b"a: 2\n".to_vec())
+        );
+        assert_eq!(
+            repo.read_file(two_oid, "app/none.yaml").expect("read"),
+            None
+        );
+        assert!(matches!(
+            repo.read_tree(two_oid, "missing"),
+            Err(Error::PathNotFound { .. })
+        ));
+
+        assert!(repo.is_ancestor(one_oid, two_oid).expect("ancestry"));
+        assert!(!repo.is_ancestor(two_oid, one_oid).expect("ancestry"));
+        assert!(repo.is_ancestor(two_oid, two_oid).expect("ancestry"));
+        assert_eq!(repo.ahead_behind(one_oid, two_oid).expect("count"), (0, 1));
+    }
+
+    #[test]
+    fn mirrors_follow_the_remote_default_branch_and_new_commits() {
+        let (dir, git) = git_repo();
+        std::fs::write(dir.path().join("x.yaml"), "x: 1\n").expect("write");
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "one"]);
+        git(&["checkout", "-q", "-b", "trunk"]);
+        std::fs::write(dir.path().join("x.yaml"), "x: 2\n").expect("write");
+        git(&["commit", "-q", "-am", "two"]);
+        let trunk = git(&["rev-parse", "HEAD"]);
+        let url = format!("file://{}", dir.path().display());
+        let cache = tempfile::tempdir().expect("cache");
+
+        let mirror = GitRepo::open(&url, cache.path(), &Credentials::default()).expect("mirror");
+        assert_eq!(mirror.source_url(), url);
+        assert_eq!(
+            mirror.resolve("HEAD").expect("head").to_string(),
+            trunk,
+            "HEAD is the remote's HEAD"
+        );
+        assert!(mirror.resolve("main").is_ok());
+
+        std::fs::write(dir.path().join("x.yaml"), "x: 3\n").expect("write");
+        git(&["commit", "-q", "-am", "three"]);
+        let three = git(&["rev-parse", "HEAD"]);
+        let three_oid = Oid::from_str(&three).expect("oid");
+        assert!(!mirror.has_commit(three_oid), "not fetched yet");
+        mirror.fetch(&Credentials::default()).expect("fetch");
+        assert!(mirror.has_commit(three_oid));
+        assert_eq!(
+            mirror.read_file(three_oid, "x.yaml").expect("read"),
+            Some(b"x: 3\n".to_vec())
+        );
+
+        let broken = GitRepo::mirror("file:///nonexistent/repo", cache.path()).expect("mirror dir");
+        assert!(matches!(
+            broken.fetch(&Credentials::default()),
+            Err(Error::Fetch { .. })
+        ));
     }
 }
