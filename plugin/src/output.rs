@@ -14,7 +14,11 @@ pub enum Format {
 }
 
 /// Writes `objects` to `out` in `format`.
-pub fn write_objects(out: &mut dyn Write, objects: &[&Value], format: Format) -> std::io::Result<()> {
+pub fn write_objects(
+    out: &mut dyn Write,
+    objects: &[&Value],
+    format: Format,
+) -> std::io::Result<()> {
     match format {
         Format::Yaml => {
             for (i, object) in objects.iter().enumerate() {

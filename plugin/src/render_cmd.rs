@@ -13,7 +13,9 @@ use crate::source::SourceArgs;
 
 /// Flags of `render`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  # A folder of plain YAML in the repository of the current folder, at HEAD\n  kubectl gitops render --path examples/plain-app\n\n  # An app from gitops.yaml, at a tag, as JSON\n  kubectl gitops render shop --repo . --revision v1.0.0 -o json\n\n  # A remote repository (mirrored under ~/.cache/kubectl-gitops)\n  kubectl gitops render --repo https://github.com/org/deploy.git --path apps/web --revision main")]
+#[command(
+    after_help = "Examples:\n  # A folder of plain YAML in the repository of the current folder, at HEAD\n  kubectl gitops render --path examples/plain-app\n\n  # An app from gitops.yaml, at a tag, as JSON\n  kubectl gitops render shop --repo . --revision v1.0.0 -o json\n\n  # A remote repository (mirrored under ~/.cache/kubectl-gitops)\n  kubectl gitops render --repo https://github.com/org/deploy.git --path apps/web --revision main"
+)]
 pub struct RenderArgs {
     /// Which repository, revision and app.
     #[command(flatten)]

@@ -56,7 +56,9 @@ impl SourceArgs {
     pub fn resolve(&self) -> Result<ResolvedSource, SourceError> {
         let repo = match &self.repo {
             Some(spec) => GitRepo::open(spec, &self.cache_dir(), &credentials_from_env())?,
-            None => GitRepo::open_local(std::path::Path::new(".")).map_err(SourceError::NoRepository)?,
+            None => {
+                GitRepo::open_local(std::path::Path::new(".")).map_err(SourceError::NoRepository)?
+            }
         };
         let commit = repo.resolve(&self.revision)?;
         let app_file: Option<AppFile> = load_app_file(&repo, commit)?;

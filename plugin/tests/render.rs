@@ -5,17 +5,24 @@ mod common;
 use common::{documents, run_in, stderr, stdout, TestRepo};
 use serde_json::Value;
 
-const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: \"LEVEL\"\n";
+const CM: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: \"LEVEL\"\n";
 
 fn annotation<'a>(object: &'a Value, key: &str) -> &'a str {
-    object["metadata"]["annotations"][key].as_str().unwrap_or_default()
+    object["metadata"]["annotations"][key]
+        .as_str()
+        .unwrap_or_default()
 }
 
 #[test]
 fn examples_render_at_head_with_provenance_and_the_same_bytes_twice() {
     let repo = TestRepo::new();
     repo.copy_from_workspace("examples");
-    std::fs::copy(common::workspace_root().join("gitops.yaml"), repo.path().join("gitops.yaml")).expect("copy");
+    std::fs::copy(
+        common::workspace_root().join("gitops.yaml"),
+        repo.path().join("gitops.yaml"),
+    )
+    .expect("copy");
     let head = repo.commit("examples");
     for app in ["examples/plain-app", "examples/tera-app"] {
         let first = run_in(repo.path(), &["render", "--repo", ".", "--path", app]);
@@ -28,7 +35,10 @@ fn examples_render_at_head_with_provenance_and_the_same_bytes_twice() {
             assert_eq!(annotation(object, "kubectl-gitops.io/revision"), head);
             assert_eq!(annotation(object, "kubectl-gitops.io/path"), app);
             assert!(annotation(object, "kubectl-gitops.io/digest").starts_with("sha256:"));
-            assert_eq!(object["metadata"]["labels"]["app.kubernetes.io/managed-by"], "kubectl-gitops");
+            assert_eq!(
+                object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+                "kubectl-gitops"
+            );
         }
     }
     // The tera app is in gitops.yaml with the production values merged over values.yaml.
@@ -36,11 +46,24 @@ fn examples_render_at_head_with_provenance_and_the_same_bytes_twice() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let list: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(list["kind"], "List");
-    let deployment = list["items"].as_array().expect("items").iter().find(|o| o["kind"] == "Deployment").expect("deployment");
+    let deployment = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("deployment");
     assert_eq!(deployment["spec"]["replicas"], 3);
     assert_eq!(deployment["metadata"]["namespace"], "shop");
-    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"], "500m");
-    let config = list["items"].as_array().expect("items").iter().find(|o| o["kind"] == "ConfigMap").expect("cm");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"],
+        "500m"
+    );
+    let config = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap")
+        .expect("cm");
     assert_eq!(config["data"]["LOG_LEVEL"], "warn", "production values win");
     assert_eq!(config["data"]["FEATURE_CHECKOUT"], "false", "defaults stay");
 }
@@ -60,10 +83,19 @@ fn other_revisions_render_their_own_content_not_the_working_tree() {
     repo.write("app/cm.yaml", &CM.replace("LEVEL", "dirty working tree"));
 
     let level = |revision: &str| {
-        let out = run_in(repo.path(), &["render", "--path", "app", "--revision", revision]);
+        let out = run_in(
+            repo.path(),
+            &["render", "--path", "app", "--revision", revision],
+        );
         assert_eq!(out.status.code(), Some(0), "{revision}: {}", stderr(&out));
         let objects = documents(&stdout(&out));
-        (objects[0]["data"]["level"].as_str().unwrap_or_default().to_owned(), annotation(&objects[0], "kubectl-gitops.io/revision").to_owned())
+        (
+            objects[0]["data"]["level"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            annotation(&objects[0], "kubectl-gitops.io/revision").to_owned(),
+        )
     };
     assert_eq!(level("HEAD").0, "two");
     assert_eq!(level("main").0, "two");
@@ -114,7 +146,10 @@ fn bad_input_exits_2_with_a_message_naming_the_place() {
         assert!(out.stdout.is_empty(), "{name}: nothing on stdout");
         assert!(!message.contains("panicked"), "{name}: {message}");
         for fragment in *expected {
-            assert!(message.contains(fragment), "{name}: expected {fragment:?} in:\n{message}");
+            assert!(
+                message.contains(fragment),
+                "{name}: expected {fragment:?} in:\n{message}"
+            );
         }
     }
 }
@@ -127,22 +162,47 @@ fn remote_repositories_are_mirrored_over_git_daemon() {
     let port = common::free_port();
     let base = repo.path().parent().expect("parent").to_owned();
     // Run git-daemon itself, not `git daemon`, so that killing it stops the server.
-    let exec_path = std::process::Command::new("git").arg("--exec-path").output().expect("git --exec-path");
+    let exec_path = std::process::Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path");
     let exec_path = String::from_utf8_lossy(&exec_path.stdout).trim().to_owned();
     let mut daemon = std::process::Command::new(format!("{exec_path}/git-daemon"))
-        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1", &format!("--port={port}"), &format!("--base-path={}", base.display())])
+        .args([
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            &format!("--base-path={}", base.display()),
+        ])
         .arg(&base)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("git daemon");
-    let repo_name = repo.path().file_name().expect("name").to_string_lossy().into_owned();
+    let repo_name = repo
+        .path()
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     let url = format!("git://127.0.0.1:{port}/{repo_name}");
     let cache = tempfile::tempdir().expect("cache");
     let mut out = None;
     // git daemon takes a moment to listen.
     for _ in 0..50 {
-        let attempt = run_in(cache.path(), &["render", "--repo", &url, "--path", "apps/web", "--cache-dir", &cache.path().display().to_string()]);
+        let attempt = run_in(
+            cache.path(),
+            &[
+                "render",
+                "--repo",
+                &url,
+                "--path",
+                "apps/web",
+                "--cache-dir",
+                &cache.path().display().to_string(),
+            ],
+        );
         if attempt.status.success() {
             out = Some(attempt);
             break;
@@ -158,9 +218,24 @@ fn remote_repositories_are_mirrored_over_git_daemon() {
     assert_eq!(annotation(&objects[0], "kubectl-gitops.io/revision"), head);
     // The mirror is bare and kept: a second render reads it again (file:// this time).
     let file_url = format!("file://{}", repo.path().display());
-    let out = run_in(cache.path(), &["render", "--repo", &file_url, "--path", "apps/web", "--cache-dir", &cache.path().display().to_string()]);
+    let out = run_in(
+        cache.path(),
+        &[
+            "render",
+            "--repo",
+            &file_url,
+            "--path",
+            "apps/web",
+            "--cache-dir",
+            &cache.path().display().to_string(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(std::fs::read_dir(cache.path()).expect("cache").count(), 2, "one mirror per URL");
+    assert_eq!(
+        std::fs::read_dir(cache.path()).expect("cache").count(),
+        2,
+        "one mirror per URL"
+    );
 }
 
 #[test]
@@ -168,14 +243,34 @@ fn kustomize_renders_overlays_from_the_commit() {
     let repo = TestRepo::new();
     repo.copy_from_workspace("examples/kustomize-app");
     repo.commit("kustomize");
-    let out = run_in(repo.path(), &["render", "--path", "examples/kustomize-app/overlays/production", "-n", "shop"]);
+    let out = run_in(
+        repo.path(),
+        &[
+            "render",
+            "--path",
+            "examples/kustomize-app/overlays/production",
+            "-n",
+            "shop",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let objects = documents(&stdout(&out));
-    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").expect("deployment");
-    assert_eq!(deployment["spec"]["replicas"], 3, "overlay applied to ../../base");
-    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27.1");
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("deployment");
+    assert_eq!(
+        deployment["spec"]["replicas"], 3,
+        "overlay applied to ../../base"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27.1"
+    );
     assert_eq!(deployment["metadata"]["namespace"], "shop");
-    assert!(objects.iter().any(|o| o["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("shop-config-"))));
+    assert!(objects.iter().any(|o| o["metadata"]["name"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("shop-config-"))));
 }
 
 #[test]
@@ -192,7 +287,10 @@ fn a_missing_renderer_program_is_named() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let message = stderr(&out);
-    assert!(message.contains("the helm renderer needs the program \"helm-not-installed\""), "{message}");
+    assert!(
+        message.contains("the helm renderer needs the program \"helm-not-installed\""),
+        "{message}"
+    );
     let out = common::plugin()
         .args(["render", "--path", "examples/kustomize-app/base"])
         .env("GITOPS_KUSTOMIZE", "/nonexistent/kubectl")
@@ -200,7 +298,11 @@ fn a_missing_renderer_program_is_named() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("the kustomize renderer needs the program \"/nonexistent/kubectl\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the kustomize renderer needs the program \"/nonexistent/kubectl\""),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Helm through Helm's own engine (tests/support/helm, built on the helm-python-sdk package).
@@ -212,7 +314,10 @@ fn helm_charts_render_through_helm_template() {
         .status()
         .is_ok_and(|s| s.success());
     if !available {
-        assert!(std::env::var_os("CI").is_none(), "CI installs helm-python-sdk; it is missing");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs helm-python-sdk; it is missing"
+        );
         eprintln!("helm-python-sdk not installed: skipping (pip install helm-python-sdk)");
         return;
     }
@@ -229,8 +334,14 @@ fn helm_charts_render_through_helm_template() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let objects = documents(&stdout(&out));
     assert_eq!(objects.len(), 1, "NOTES.txt is not an object");
-    assert_eq!(objects[0]["metadata"]["name"], "shop", "release name is the app name");
+    assert_eq!(
+        objects[0]["metadata"]["name"], "shop",
+        "release name is the app name"
+    );
     assert_eq!(objects[0]["metadata"]["namespace"], "shop");
     assert_eq!(objects[0]["spec"]["replicas"], 3, "production values");
-    assert_eq!(objects[0]["metadata"]["labels"]["helm.sh/chart"], "shop-0.1.0");
+    assert_eq!(
+        objects[0]["metadata"]["labels"]["helm.sh/chart"],
+        "shop-0.1.0"
+    );
 }

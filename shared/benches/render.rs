@@ -44,9 +44,12 @@ fn commit_files(dir: &Path, files: &[(String, String)]) -> Oid {
         };
         index.add(&entry).expect("add");
     }
-    let tree = repo.find_tree(index.write_tree().expect("tree")).expect("tree");
+    let tree = repo
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("tree");
     let signature = Signature::now("bench", "bench@example.com").expect("signature");
-    repo.commit(Some("HEAD"), &signature, &signature, "bench", &tree, &[]).expect("commit")
+    repo.commit(Some("HEAD"), &signature, &signature, "bench", &tree, &[])
+        .expect("commit")
 }
 
 fn app(path: &str, renderer: Renderer) -> App {
@@ -67,20 +70,34 @@ fn bench_render(c: &mut Criterion) {
         .collect();
     // The same 1,000 Deployments from one looping template plus values.
     let names: Vec<String> = (0..OBJECTS).map(|i| format!("  - web-{i}")).collect();
-    files.push(("tera/values.yaml".into(), format!("image: nginx:1.27\nreplicas: 2\napps:\n{}\n", names.join("\n"))));
+    files.push((
+        "tera/values.yaml".into(),
+        format!(
+            "image: nginx:1.27\nreplicas: 2\napps:\n{}\n",
+            names.join("\n")
+        ),
+    ));
     files.push((
         "tera/templates/deployments.yaml".into(),
         "{% for name in values.apps %}---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ name }}\n  labels:\n    app: {{ name }}\nspec:\n  replicas: {{ values.replicas }}\n  selector:\n    matchLabels:\n      app: {{ name }}\n  template:\n    metadata:\n      labels:\n        app: {{ name }}\n    spec:\n      containers:\n        - name: web\n          image: {{ values.image }}\n          ports:\n            - containerPort: 8080\n          resources:\n            requests: {cpu: 100m, memory: 64Mi}\n{% endfor %}".into(),
     ));
     let commit = commit_files(dir.path(), &files);
     let repo = GitRepo::open_local(dir.path()).expect("open");
-    let options = RenderOptions { scope: &BuiltinScope, folder_namespace: None };
+    let options = RenderOptions {
+        scope: &BuiltinScope,
+        folder_namespace: None,
+    };
 
-    for (name, path, renderer) in [("render 1000 plain objects", "plain", Renderer::Plain), ("render 1000 templated objects", "tera", Renderer::Tera)] {
+    for (name, path, renderer) in [
+        ("render 1000 plain objects", "plain", Renderer::Plain),
+        ("render 1000 templated objects", "tera", Renderer::Tera),
+    ] {
         let app = app(path, renderer);
         let rendered = render_app(&repo, commit, &app, &options).expect("render");
         assert_eq!(rendered.objects.len(), OBJECTS);
-        c.bench_function(name, |b| b.iter(|| render_app(&repo, commit, &app, &options).expect("render")));
+        c.bench_function(name, |b| {
+            b.iter(|| render_app(&repo, commit, &app, &options).expect("render"))
+        });
     }
 }
 

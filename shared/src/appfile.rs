@@ -169,7 +169,12 @@ impl AppFile {
                     .map_err(|e| invalid(format!("apps.{name}.values[{index}]: {e}")))?;
                 values.push(joined);
             }
-            if !values.is_empty() && !matches!(raw_app.renderer, Renderer::Auto | Renderer::Tera | Renderer::Helm) {
+            if !values.is_empty()
+                && !matches!(
+                    raw_app.renderer,
+                    Renderer::Auto | Renderer::Tera | Renderer::Helm
+                )
+            {
                 return Err(invalid(format!(
                     "apps.{name}.values: the {} renderer takes no values files",
                     raw_app.renderer.name()
@@ -219,7 +224,11 @@ impl AppFile {
         if let Some(path) = path {
             let normalized = normalize_path(path)?;
             if let Some(file) = file {
-                let at_path: Vec<&App> = file.apps.values().filter(|app| app.path == normalized).collect();
+                let at_path: Vec<&App> = file
+                    .apps
+                    .values()
+                    .filter(|app| app.path == normalized)
+                    .collect();
                 match at_path.as_slice() {
                     [] => {}
                     [app] => return Ok((*app).clone()),
@@ -235,9 +244,12 @@ impl AppFile {
             return App::from_path(&normalized);
         }
         match file {
-            Some(file) if file.apps.len() == 1 => Ok(file.apps.values().next().cloned().ok_or_else(
-                || Error::NoAppSelected(format!("{APP_FILE} lists no apps")),
-            )?),
+            Some(file) if file.apps.len() == 1 => Ok(file
+                .apps
+                .values()
+                .next()
+                .cloned()
+                .ok_or_else(|| Error::NoAppSelected(format!("{APP_FILE} lists no apps")))?),
             Some(file) if file.apps.is_empty() => Err(Error::NoAppSelected(format!(
                 "{APP_FILE} lists no apps; name a folder with --path"
             ))),
@@ -282,7 +294,8 @@ impl AppFile {
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -318,7 +331,10 @@ mod tests {
     fn parses_and_resolves_values_paths() {
         let file = AppFile::parse(FILE.as_bytes()).expect("parse");
         let shop = &file.apps["shop"];
-        assert_eq!(shop.values, vec!["examples/tera-app/values-production.yaml"]);
+        assert_eq!(
+            shop.values,
+            vec!["examples/tera-app/values-production.yaml"]
+        );
         assert_eq!(shop.renderer, Renderer::Tera);
         assert_eq!(file.apps["plain"].path, "examples/plain-app");
         assert_eq!(file.apps["plain"].renderer, Renderer::Auto);
@@ -326,7 +342,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let err = AppFile::parse(b"apps:\n  web:\n    path: a\n    namespce: x\n").expect_err("bad key");
+        let err =
+            AppFile::parse(b"apps:\n  web:\n    path: a\n    namespce: x\n").expect_err("bad key");
         let msg = err.to_string();
         assert!(msg.contains("gitops.yaml"), "{msg}");
         assert!(msg.contains("namespce"), "{msg}");
@@ -339,18 +356,27 @@ mod tests {
         assert!(err.to_string().contains("apps.Web_1"), "{err}");
         let err = AppFile::parse(b"apps:\n  web:\n    path: ../outside\n").expect_err("bad path");
         assert!(err.to_string().contains("apps.web.path"), "{err}");
-        let err = AppFile::parse(b"apps:\n  web:\n    path: a\n    renderer: plain\n    values: [v.yaml]\n")
-            .expect_err("values on plain");
+        let err = AppFile::parse(
+            b"apps:\n  web:\n    path: a\n    renderer: plain\n    values: [v.yaml]\n",
+        )
+        .expect_err("values on plain");
         assert!(err.to_string().contains("apps.web.values"), "{err}");
-        let err = AppFile::parse(b"apps:\n  web:\n    path: a\n    renderer: jsonnet\n").expect_err("renderer");
+        let err = AppFile::parse(b"apps:\n  web:\n    path: a\n    renderer: jsonnet\n")
+            .expect_err("renderer");
         assert!(err.to_string().contains("jsonnet"), "{err}");
     }
 
     #[test]
     fn selection_rules() {
         let file = AppFile::parse(FILE.as_bytes()).expect("parse");
-        assert_eq!(AppFile::select(Some(&file), Some("shop"), None).expect("by name").name, "shop");
-        let by_path = AppFile::select(Some(&file), None, Some("examples/tera-app")).expect("by path");
+        assert_eq!(
+            AppFile::select(Some(&file), Some("shop"), None)
+                .expect("by name")
+                .name,
+            "shop"
+        );
+        let by_path =
+            AppFile::select(Some(&file), None, Some("examples/tera-app")).expect("by path");
         assert_eq!(by_path.namespace.as_deref(), Some("shop"));
         let plain = AppFile::select(Some(&file), None, Some("other/My_App")).expect("folder");
         assert_eq!(plain.name, "my-app");
@@ -365,7 +391,13 @@ mod tests {
     #[test]
     fn provenance_resolves_like_render() {
         let file = AppFile::parse(FILE.as_bytes()).expect("parse");
-        assert_eq!(AppFile::for_provenance(Some(&file), "shop", "examples/tera-app").expect("app").values.len(), 1);
+        assert_eq!(
+            AppFile::for_provenance(Some(&file), "shop", "examples/tera-app")
+                .expect("app")
+                .values
+                .len(),
+            1
+        );
         assert!(AppFile::for_provenance(Some(&file), "shop", "examples/plain-app").is_err());
         let folder = AppFile::for_provenance(Some(&file), "web", "deploy/web").expect("folder app");
         assert!(!folder.from_app_file);
@@ -374,11 +406,31 @@ mod tests {
 
     #[test]
     fn detects_renderers() {
-        let files = |names: &[&str]| names.iter().map(|n| (n.to_string(), Vec::new())).collect::<FileTree>();
-        assert_eq!(Renderer::Auto.detect("a", &files(&["a/kustomization.yaml"])), Renderer::Kustomize);
-        assert_eq!(Renderer::Auto.detect("a", &files(&["a/Chart.yaml"])), Renderer::Helm);
-        assert_eq!(Renderer::Auto.detect("a", &files(&["a/values.yaml", "a/templates/x.yaml"])), Renderer::Tera);
-        assert_eq!(Renderer::Auto.detect("a", &files(&["a/x.yaml"])), Renderer::Plain);
-        assert_eq!(Renderer::Plain.detect("a", &files(&["a/Chart.yaml"])), Renderer::Plain);
+        let files = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| (n.to_string(), Vec::new()))
+                .collect::<FileTree>()
+        };
+        assert_eq!(
+            Renderer::Auto.detect("a", &files(&["a/kustomization.yaml"])),
+            Renderer::Kustomize
+        );
+        assert_eq!(
+            Renderer::Auto.detect("a", &files(&["a/Chart.yaml"])),
+            Renderer::Helm
+        );
+        assert_eq!(
+            Renderer::Auto.detect("a", &files(&["a/values.yaml", "a/templates/x.yaml"])),
+            Renderer::Tera
+        );
+        assert_eq!(
+            Renderer::Auto.detect("a", &files(&["a/x.yaml"])),
+            Renderer::Plain
+        );
+        assert_eq!(
+            Renderer::Plain.detect("a", &files(&["a/Chart.yaml"])),
+            Renderer::Plain
+        );
     }
 }

@@ -60,8 +60,12 @@ mod tests {
     #[test]
     fn sorts_keys_at_every_depth() {
         let a = json!({"b": 1, "a": {"d": [true, null], "c": "x\"y"}});
-        assert_eq!(to_canonical_json(&a), r#"{"a":{"c":"x\"y","d":[true,null]},"b":1}"#);
-        let b: Value = serde_json::from_str(r#"{"a":{"d":[true,null],"c":"x\"y"},"b":1}"#).expect("json");
+        assert_eq!(
+            to_canonical_json(&a),
+            r#"{"a":{"c":"x\"y","d":[true,null]},"b":1}"#
+        );
+        let b: Value =
+            serde_json::from_str(r#"{"a":{"d":[true,null],"c":"x\"y"},"b":1}"#).expect("json");
         assert_eq!(to_canonical_json(&a), to_canonical_json(&b));
     }
 }

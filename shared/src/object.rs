@@ -114,8 +114,12 @@ mod tests {
         let key = ObjectKey::of(&deployment).expect("key");
         assert_eq!(key.group, "apps");
         assert_eq!(key.to_string(), "Deployment/shop/web");
-        let widget = json!({"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "blue"}});
-        assert_eq!(ObjectKey::of(&widget).expect("key").to_string(), "Widget.example.io/blue");
+        let widget =
+            json!({"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "blue"}});
+        assert_eq!(
+            ObjectKey::of(&widget).expect("key").to_string(),
+            "Widget.example.io/blue"
+        );
         assert_eq!(ObjectKey::of(&json!({"kind": "ConfigMap"})), None);
     }
 }

@@ -119,7 +119,10 @@ pub fn applyset_id(parent: &ObjectKey) -> String {
 pub fn digest(object: &Value) -> String {
     let mut content = object.clone();
     if let Some(metadata) = content.get_mut("metadata").and_then(Value::as_object_mut) {
-        let now_empty = match metadata.get_mut("annotations").and_then(Value::as_object_mut) {
+        let now_empty = match metadata
+            .get_mut("annotations")
+            .and_then(Value::as_object_mut)
+        {
             Some(annotations) => {
                 for key in PROVENANCE_ANNOTATIONS {
                     annotations.remove(key);
@@ -149,12 +152,18 @@ pub fn stamp(object: &mut Value, provenance: &Provenance, applyset: &str) -> Str
     labels.insert(APP_LABEL.to_owned(), Value::from(provenance.app.as_str()));
     labels.insert(APPLYSET_PART_OF_LABEL.to_owned(), Value::from(applyset));
     let annotations = object_entry(metadata, "annotations");
-    annotations.insert(REPO_ANNOTATION.to_owned(), Value::from(provenance.repo.as_str()));
+    annotations.insert(
+        REPO_ANNOTATION.to_owned(),
+        Value::from(provenance.repo.as_str()),
+    );
     annotations.insert(
         REVISION_ANNOTATION.to_owned(),
         Value::from(provenance.revision.as_str()),
     );
-    annotations.insert(PATH_ANNOTATION.to_owned(), Value::from(provenance.path.as_str()));
+    annotations.insert(
+        PATH_ANNOTATION.to_owned(),
+        Value::from(provenance.path.as_str()),
+    );
     annotations.remove(DIGEST_ANNOTATION);
     let digest = digest(object);
     if let Some(annotations) = object
@@ -199,11 +208,17 @@ mod tests {
     fn stamps_and_reads_back() {
         let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
         let digest = stamp(&mut cm, &provenance(), "applyset-x-v1");
-        assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+        assert!(
+            digest.starts_with("sha256:") && digest.len() == 71,
+            "{digest}"
+        );
         assert!(is_managed(&cm));
         assert_eq!(Provenance::of(&cm), Some(provenance()));
         assert_eq!(cm["metadata"]["annotations"][DIGEST_ANNOTATION], digest);
-        assert_eq!(cm["metadata"]["labels"][APPLYSET_PART_OF_LABEL], "applyset-x-v1");
+        assert_eq!(
+            cm["metadata"]["labels"][APPLYSET_PART_OF_LABEL],
+            "applyset-x-v1"
+        );
     }
 
     #[test]
@@ -216,7 +231,11 @@ mod tests {
         let mut other_commit = provenance();
         other_commit.revision = "0".repeat(40);
         let mut c = b.clone();
-        assert_eq!(stamp(&mut c, &other_commit, "applyset-x-v1"), stamped, "revision is not content");
+        assert_eq!(
+            stamp(&mut c, &other_commit, "applyset-x-v1"),
+            stamped,
+            "revision is not content"
+        );
         let mut d = b.clone();
         d["data"]["a"] = json!("changed");
         assert_ne!(stamp(&mut d, &provenance(), "applyset-x-v1"), stamped);

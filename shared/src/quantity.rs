@@ -26,7 +26,9 @@ pub fn parse_quantity(text: &str) -> Option<i128> {
     let digits = format!("{whole}{fraction}");
     let mut mantissa: i128 = 0;
     for b in digits.bytes() {
-        mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+        mantissa = mantissa
+            .checked_mul(10)?
+            .checked_add(i128::from(b - b'0'))?;
     }
     // value = mantissa × 10^(exp10) × 2^(exp2), then × 10^9 for nano-units.
     let mut exp10: i32 = 9 - i32::try_from(fraction.len()).ok()?;
@@ -88,7 +90,10 @@ mod tests {
         assert_eq!(quantity_of(&json!(0.5)), parse_quantity("500m"));
         assert_eq!(quantity_of(&json!(2)), parse_quantity("2000m"));
         assert_ne!(parse_quantity("1G"), parse_quantity("1Gi"));
-        assert_eq!(parse_quantity("8Ei"), Some(8 * (1i128 << 60) * 1_000_000_000));
+        assert_eq!(
+            parse_quantity("8Ei"),
+            Some(8 * (1i128 << 60) * 1_000_000_000)
+        );
     }
 
     #[test]

@@ -20,11 +20,23 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("", "Node"),
     ("", "PersistentVolume"),
     ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"),
-    ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding"),
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingAdmissionPolicyBinding",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
     ("apiregistration.k8s.io", "APIService"),
     ("authentication.k8s.io", "SelfSubjectReview"),
@@ -119,7 +131,10 @@ pub fn scopes_from_crds<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Tab
             .and_then(Value::as_str);
         let scope = spec.and_then(|s| s.get("scope")).and_then(Value::as_str);
         if let (Some(group), Some(kind)) = (group, kind) {
-            table.insert((group.to_owned(), kind.to_owned()), scope != Some("Cluster"));
+            table.insert(
+                (group.to_owned(), kind.to_owned()),
+                scope != Some("Cluster"),
+            );
         }
     }
     TableScope(table)
@@ -133,7 +148,10 @@ mod tests {
     #[test]
     fn table_agrees_with_real_discovery() {
         // Every kind in the captured discovery documents gets the scope the API server reports.
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/discovery");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/discovery"
+        );
         let mut checked = 0;
         for file in ["api.aggregated-v2.json", "apis.aggregated-v2.json"] {
             let text = std::fs::read_to_string(format!("{dir}/{file}"))
@@ -145,7 +163,11 @@ mod tests {
                     for resource in version["resources"].as_array().expect("resources") {
                         let kind = resource["responseKind"]["kind"].as_str().expect("kind");
                         let namespaced = resource["scope"] == "Namespaced";
-                        assert_eq!(BuiltinScope.is_namespaced(name, kind), Some(namespaced), "{name}/{kind}");
+                        assert_eq!(
+                            BuiltinScope.is_namespaced(name, kind),
+                            Some(namespaced),
+                            "{name}/{kind}"
+                        );
                         checked += 1;
                     }
                 }

@@ -33,7 +33,11 @@ impl TestRepo {
             .current_dir(self.path())
             .output()
             .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
@@ -75,7 +79,10 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_owned()
 }
 
 /// The built plugin binary.
@@ -87,7 +94,11 @@ pub fn plugin() -> Command {
 
 /// Runs the plugin in `dir` with `args`.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
-    plugin().args(args).current_dir(dir).output().expect("plugin runs")
+    plugin()
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("plugin runs")
 }
 
 pub fn stdout(out: &Output) -> String {

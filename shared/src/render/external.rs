@@ -91,9 +91,16 @@ fn run(program: &Path, args: &[String], cwd: &Path, app_path: &str) -> Result<Ve
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         // Temporary folder names mean nothing to the reader.
-        let stderr = stderr.replace(&format!("{}/", cwd.display()), "").trim().to_owned();
+        let stderr = stderr
+            .replace(&format!("{}/", cwd.display()), "")
+            .trim()
+            .to_owned();
         return Err(Error::ProgramFailed {
-            program: format!("{} {}", program.display(), args.first().map(String::as_str).unwrap_or_default()),
+            program: format!(
+                "{} {}",
+                program.display(),
+                args.first().map(String::as_str).unwrap_or_default()
+            ),
             path: app_path.to_owned(),
             status: output.status.to_string(),
             stderr,
@@ -112,7 +119,8 @@ fn export(tree: &FileTree) -> Result<tempfile::TempDir> {
     for (name, bytes) in tree {
         let target = dir.path().join(name);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(io(format!("cannot create {}", parent.display())))?;
         }
         std::fs::write(&target, bytes).map_err(io(format!("cannot write {}", target.display())))?;
     }

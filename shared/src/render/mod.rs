@@ -62,16 +62,23 @@ pub fn load_app_file(repo: &GitRepo, commit: Oid) -> Result<Option<AppFile>> {
 }
 
 /// Renders `app` at `commit` of `repo` and stamps provenance.
-pub fn render_app(repo: &GitRepo, commit: Oid, app: &App, options: &RenderOptions<'_>) -> Result<Rendered> {
+pub fn render_app(
+    repo: &GitRepo,
+    commit: Oid,
+    app: &App,
+    options: &RenderOptions<'_>,
+) -> Result<Rendered> {
     let files = repo.read_tree(commit, &app.path)?;
     let renderer = app.renderer.detect(&app.path, &files);
     let mut values = Vec::new();
     for file in &app.values {
-        let bytes = repo.read_file(commit, file)?.ok_or_else(|| Error::ValuesFileMissing {
-            file: file.clone(),
-            app: app.name.clone(),
-            commit: commit.to_string(),
-        })?;
+        let bytes = repo
+            .read_file(commit, file)?
+            .ok_or_else(|| Error::ValuesFileMissing {
+                file: file.clone(),
+                app: app.name.clone(),
+                commit: commit.to_string(),
+            })?;
         values.push((file.clone(), bytes));
     }
     let namespace = target_namespace(app, options);
@@ -123,7 +130,10 @@ pub fn render_files(
 fn target_namespace(app: &App, options: &RenderOptions<'_>) -> String {
     match (&app.namespace, app.from_app_file) {
         (Some(namespace), _) => namespace.clone(),
-        (None, false) => options.folder_namespace.unwrap_or(DEFAULT_NAMESPACE).to_owned(),
+        (None, false) => options
+            .folder_namespace
+            .unwrap_or(DEFAULT_NAMESPACE)
+            .to_owned(),
         (None, true) => DEFAULT_NAMESPACE.to_owned(),
     }
 }
@@ -155,7 +165,11 @@ fn finish(
             .or_else(|| scope.is_namespaced(&group, &kind))
             // A kind nobody knows is most likely a namespaced custom resource.
             .unwrap_or(true);
-        if let Some(metadata) = document.object.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(metadata) = document
+            .object
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+        {
             if namespaced {
                 let has_namespace = metadata
                     .get("namespace")
@@ -163,8 +177,15 @@ fn finish(
                     .is_some_and(|ns| !ns.is_empty());
                 if !has_namespace {
                     // Right after the name, where people look for it.
-                    let at = metadata.keys().position(|k| k == "name").map_or(0, |i| i + 1);
-                    metadata.shift_insert(at, "namespace".to_owned(), Value::from(namespace.as_str()));
+                    let at = metadata
+                        .keys()
+                        .position(|k| k == "name")
+                        .map_or(0, |i| i + 1);
+                    metadata.shift_insert(
+                        at,
+                        "namespace".to_owned(),
+                        Value::from(namespace.as_str()),
+                    );
                 }
             } else if metadata.contains_key("namespace") {
                 // The API server ignores a namespace on cluster-scoped objects; so do we.
@@ -202,19 +223,45 @@ fn validate(document: &RenderedObject) -> Result<()> {
     };
     let object = &document.object;
     if !object.is_object() {
-        return Err(invalid("document", "is not a mapping: a Kubernetes object is a mapping with apiVersion, kind and metadata"));
+        return Err(invalid(
+            "document",
+            "is not a mapping: a Kubernetes object is a mapping with apiVersion, kind and metadata",
+        ));
     }
     for field in ["apiVersion", "kind"] {
         match object.get(field) {
             Some(Value::String(s)) if !s.is_empty() => {}
-            Some(_) => return Err(invalid(if field == "kind" { "kind" } else { "apiVersion" }, "must be a non-empty string")),
-            None => return Err(invalid(if field == "kind" { "kind" } else { "apiVersion" }, "is missing: every Kubernetes object needs apiVersion and kind")),
+            Some(_) => {
+                return Err(invalid(
+                    if field == "kind" {
+                        "kind"
+                    } else {
+                        "apiVersion"
+                    },
+                    "must be a non-empty string",
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    if field == "kind" {
+                        "kind"
+                    } else {
+                        "apiVersion"
+                    },
+                    "is missing: every Kubernetes object needs apiVersion and kind",
+                ))
+            }
         }
     }
     let metadata = match object.get("metadata") {
         Some(Value::Object(m)) => m,
         Some(_) => return Err(invalid("metadata", "must be a mapping")),
-        None => return Err(invalid("metadata.name", "is missing: every object needs a name")),
+        None => {
+            return Err(invalid(
+                "metadata.name",
+                "is missing: every object needs a name",
+            ))
+        }
     };
     match metadata.get("name") {
         Some(Value::String(s)) if !s.is_empty() => Ok(()),
@@ -223,6 +270,9 @@ fn validate(document: &RenderedObject) -> Result<()> {
             "metadata.name",
             "is missing (generateName is set): GitOps needs a fixed name to find the object again",
         )),
-        None => Err(invalid("metadata.name", "is missing: every object needs a name")),
+        None => Err(invalid(
+            "metadata.name",
+            "is missing: every object needs a name",
+        )),
     }
 }

@@ -16,7 +16,9 @@ pub fn render(files: &FileTree, path: &str) -> Result<Vec<RenderedObject>> {
         let relative = if path.is_empty() {
             name.as_str()
         } else {
-            name.strip_prefix(path).map(|r| r.trim_start_matches('/')).unwrap_or(name)
+            name.strip_prefix(path)
+                .map(|r| r.trim_start_matches('/'))
+                .unwrap_or(name)
         };
         if relative.split('/').any(|part| part.starts_with('.')) || name == APP_FILE {
             continue;
@@ -61,13 +63,19 @@ fn push_document(objects: &mut Vec<RenderedObject>, file: &str, document: usize,
     if value.is_null() {
         return;
     }
-    let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List")
+    let is_list = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List")
         && value.get("items").is_some_and(Value::is_array);
     if let (true, Value::Object(mut map)) = (is_list, value.clone()) {
         if let Some(Value::Array(items)) = map.remove("items") {
             for item in items.into_iter().filter(|i| !i.is_null()) {
                 objects.push(RenderedObject {
-                    source: Source { file: file.to_owned(), document },
+                    source: Source {
+                        file: file.to_owned(),
+                        document,
+                    },
                     object: item,
                 });
             }
@@ -75,7 +83,10 @@ fn push_document(objects: &mut Vec<RenderedObject>, file: &str, document: usize,
         }
     }
     objects.push(RenderedObject {
-        source: Source { file: file.to_owned(), document },
+        source: Source {
+            file: file.to_owned(),
+            document,
+        },
         object: value,
     });
 }
@@ -93,7 +104,10 @@ mod tests {
     use super::*;
 
     fn tree(entries: &[(&str, &str)]) -> FileTree {
-        entries.iter().map(|(n, c)| (n.to_string(), c.as_bytes().to_vec())).collect()
+        entries
+            .iter()
+            .map(|(n, c)| (n.to_string(), c.as_bytes().to_vec()))
+            .collect()
     }
 
     #[test]
@@ -105,14 +119,26 @@ mod tests {
             ("app/README.md", "# hi"),
         ]);
         let objects = render(&files, "app").expect("render");
-        let names: Vec<_> = objects.iter().map(|o| o.object["metadata"]["name"].as_str().unwrap_or("?")).collect();
+        let names: Vec<_> = objects
+            .iter()
+            .map(|o| o.object["metadata"]["name"].as_str().unwrap_or("?"))
+            .collect();
         assert_eq!(names, vec!["s", "b", "c"]);
-        assert_eq!(objects[2].source, Source { file: "app/b.yaml".into(), document: 3 });
+        assert_eq!(
+            objects[2].source,
+            Source {
+                file: "app/b.yaml".into(),
+                document: 3
+            }
+        );
     }
 
     #[test]
     fn malformed_yaml_names_file_document_and_line() {
-        let files = tree(&[("app/bad.yaml", "apiVersion: v1\nkind: ConfigMap\n---\nmetadata:\n  name: [unclosed\n")]);
+        let files = tree(&[(
+            "app/bad.yaml",
+            "apiVersion: v1\nkind: ConfigMap\n---\nmetadata:\n  name: [unclosed\n",
+        )]);
         let err = render(&files, "app").expect_err("bad yaml").to_string();
         assert!(err.contains("app/bad.yaml: document 2"), "{err}");
         assert!(err.contains("line"), "{err}");

@@ -18,8 +18,19 @@ use crate::object::RenderedObject;
 use crate::render::plain::parse_documents;
 
 /// Renders the templates of the app folder with the merged values.
-pub fn render(files: &FileTree, values: &[(String, Vec<u8>)], app: &App, namespace: &str) -> Result<Vec<RenderedObject>> {
-    let at = |name: &str| if app.path.is_empty() { name.to_owned() } else { format!("{}/{name}", app.path) };
+pub fn render(
+    files: &FileTree,
+    values: &[(String, Vec<u8>)],
+    app: &App,
+    namespace: &str,
+) -> Result<Vec<RenderedObject>> {
+    let at = |name: &str| {
+        if app.path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}/{name}", app.path)
+        }
+    };
     let mut merged = Value::Object(Map::new());
     let chart_values = at("values.yaml");
     if let Some(bytes) = files.get(&chart_values) {
@@ -30,7 +41,10 @@ pub fn render(files: &FileTree, values: &[(String, Vec<u8>)], app: &App, namespa
     }
 
     let prefix = at("templates/");
-    let templates: Vec<(&String, &Vec<u8>)> = files.iter().filter(|(name, _)| name.starts_with(&prefix)).collect();
+    let templates: Vec<(&String, &Vec<u8>)> = files
+        .iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .collect();
     let mut sources: HashMap<&str, &str> = HashMap::new();
     let mut raw = Vec::with_capacity(templates.len());
     for (name, bytes) in &templates {
@@ -47,30 +61,45 @@ pub fn render(files: &FileTree, values: &[(String, Vec<u8>)], app: &App, namespa
     tera.register_filter("to_yaml", to_yaml);
     tera.register_filter("nindent", nindent);
     tera.register_filter("b64encode", b64encode);
-    tera.add_raw_templates(raw).map_err(|e| template_error(&e, &sources))?;
+    tera.add_raw_templates(raw)
+        .map_err(|e| template_error(&e, &sources))?;
 
     let mut context = tera::Context::new();
     context.insert("values", &merged);
-    context.insert("app", &serde_json::json!({"name": app.name, "namespace": namespace}));
+    context.insert(
+        "app",
+        &serde_json::json!({"name": app.name, "namespace": namespace}),
+    );
 
     let mut objects = Vec::new();
     for (name, _) in templates {
         let file_name = name.rsplit('/').next().unwrap_or_default();
         let renders = !file_name.starts_with('_')
-            && [".yaml", ".yml", ".json"].iter().any(|ext| file_name.ends_with(ext));
+            && [".yaml", ".yml", ".json"]
+                .iter()
+                .any(|ext| file_name.ends_with(ext));
         if !renders {
             continue;
         }
-        let output = tera.render(name, &context).map_err(|e| template_error(&e, &sources))?;
-        objects.extend(parse_documents(name, output.as_bytes(), false).map_err(|e| match e {
-            Error::ParseManifest { file, document, line, message } => Error::ParseManifest {
-                file: format!("{file} (rendered output)"),
-                document,
-                line,
-                message,
-            },
-            other => other,
-        })?);
+        let output = tera
+            .render(name, &context)
+            .map_err(|e| template_error(&e, &sources))?;
+        objects.extend(
+            parse_documents(name, output.as_bytes(), false).map_err(|e| match e {
+                Error::ParseManifest {
+                    file,
+                    document,
+                    line,
+                    message,
+                } => Error::ParseManifest {
+                    file: format!("{file} (rendered output)"),
+                    document,
+                    line,
+                    message,
+                },
+                other => other,
+            })?,
+        );
     }
     Ok(objects)
 }
@@ -128,13 +157,20 @@ fn template_error(error: &tera::Error, sources: &HashMap<&str, &str>) -> Error {
     let line = parse_error_line(&joined).or_else(|| {
         let source = sources.get(template.as_str())?;
         let expression = joined.split('`').nth(1)?;
-        source.lines().position(|l| l.contains(expression)).map(|i| i + 1)
+        source
+            .lines()
+            .position(|l| l.contains(expression))
+            .map(|i| i + 1)
     });
     let message = messages
         .last()
         .map(|m| m.trim().replace('\n', " "))
         .unwrap_or_default();
-    Error::Template { template, line, message }
+    Error::Template {
+        template,
+        line,
+        message,
+    }
 }
 
 fn parse_error_line(message: &str) -> Option<usize> {
@@ -144,7 +180,8 @@ fn parse_error_line(message: &str) -> Option<usize> {
 }
 
 fn to_yaml(value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
-    let text = serde_yaml::to_string(value).map_err(|e| tera::Error::msg(format!("to_yaml: {e}")))?;
+    let text =
+        serde_yaml::to_string(value).map_err(|e| tera::Error::msg(format!("to_yaml: {e}")))?;
     Ok(tera::Value::from(text.trim_end_matches('\n')))
 }
 
@@ -153,7 +190,9 @@ fn nindent(value: &tera::Value, args: &HashMap<String, tera::Value>) -> tera::Re
         .get("n")
         .and_then(tera::Value::as_u64)
         .ok_or_else(|| tera::Error::msg("nindent takes n=<spaces>"))?;
-    let text = value.as_str().ok_or_else(|| tera::Error::msg("nindent takes a string"))?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| tera::Error::msg("nindent takes a string"))?;
     let pad = " ".repeat(usize::try_from(n).unwrap_or(0));
     let mut out = String::with_capacity(text.len() + 16);
     for line in text.lines() {
@@ -171,7 +210,9 @@ fn b64encode(value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Res
         tera::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    Ok(tera::Value::from(base64::engine::general_purpose::STANDARD.encode(text)))
+    Ok(tera::Value::from(
+        base64::engine::general_purpose::STANDARD.encode(text),
+    ))
 }
 
 #[cfg(test)]
@@ -192,14 +233,24 @@ mod tests {
     }
 
     fn tree(entries: &[(&str, &str)]) -> FileTree {
-        entries.iter().map(|(n, c)| (n.to_string(), c.as_bytes().to_vec())).collect()
+        entries
+            .iter()
+            .map(|(n, c)| (n.to_string(), c.as_bytes().to_vec()))
+            .collect()
     }
 
     #[test]
     fn values_merge_deeply_in_order() {
-        let mut base = json!({"image": {"repo": "nginx", "tag": "1.26"}, "ports": [80], "replicas": 1});
-        merge(&mut base, json!({"image": {"tag": "1.27"}, "ports": [8080]}));
-        assert_eq!(base, json!({"image": {"repo": "nginx", "tag": "1.27"}, "ports": [8080], "replicas": 1}));
+        let mut base =
+            json!({"image": {"repo": "nginx", "tag": "1.26"}, "ports": [80], "replicas": 1});
+        merge(
+            &mut base,
+            json!({"image": {"tag": "1.27"}, "ports": [8080]}),
+        );
+        assert_eq!(
+            base,
+            json!({"image": {"repo": "nginx", "tag": "1.27"}, "ports": [8080], "replicas": 1})
+        );
     }
 
     #[test]
@@ -209,7 +260,10 @@ mod tests {
             ("chart/templates/_macros.tera", "{% macro name(app) %}{{ app.name }}-web{% endmacro name %}"),
             ("chart/templates/deploy.yaml", "{% import \"chart/templates/_macros.tera\" as m %}apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ m::name(app=app) }}\n  labels: {{ values.labels | to_yaml | nindent(n=4) }}\nspec:\n  replicas: {{ values.replicas }}\n"),
         ]);
-        let prod = ("chart/values-prod.yaml".to_owned(), b"replicas: 3\n".to_vec());
+        let prod = (
+            "chart/values-prod.yaml".to_owned(),
+            b"replicas: 3\n".to_vec(),
+        );
         let objects = render(&files, &[prod], &app(), "shop").expect("render");
         assert_eq!(objects.len(), 1);
         assert_eq!(objects[0].object["metadata"]["name"], "shop-web");
@@ -238,7 +292,10 @@ mod tests {
     fn syntax_error_names_template_and_line() {
         let files = tree(&[
             ("chart/values.yaml", "a: 1\n"),
-            ("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\n{% if %}\n"),
+            (
+                "chart/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\n{% if %}\n",
+            ),
         ]);
         let err = render(&files, &[], &app(), "shop").expect_err("syntax");
         match &err {
