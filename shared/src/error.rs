@@ -116,8 +116,8 @@ pub enum Error {
     /// Two documents declare the same object.
     #[error("{key} is declared twice: in {first} and in {second}")]
     DuplicateObject {
-        /// The object declared twice.
-        key: ObjectKey,
+        /// The object declared twice (boxed: it is large and errors should stay small).
+        key: Box<ObjectKey>,
         /// The first declaration.
         first: Source,
         /// The second declaration.

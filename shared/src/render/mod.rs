@@ -195,7 +195,7 @@ fn finish(
         let key = document.key();
         if let Some(first) = seen.get(&key) {
             return Err(Error::DuplicateObject {
-                key,
+                key: Box::new(key),
                 first: first.clone(),
                 second: document.source.clone(),
             });
