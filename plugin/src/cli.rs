@@ -31,6 +31,17 @@ pub struct Cli {
 pub enum Command {
     /// Print the objects an app renders to at a commit, stamped with provenance.
     Render(RenderArgs),
+    /// Server-side-apply an app from Git, prune what Git dropped, optionally wait for health.
+    Sync(crate::sync_cmd::SyncArgs),
+    /// Show the semantic difference between Git and the cluster (exit 1 when they differ).
+    Diff(crate::diff_cmd::DiffArgs),
+    /// Show the app's revision and each object's sync status and health.
+    Status(crate::status_cmd::StatusArgs),
+    /// Print a shell completion script.
+    Completion(crate::completion_cmd::CompletionArgs),
+    /// Answer kubectl's plugin completion protocol (used by kubectl_complete-gitops).
+    #[command(name = "__complete", hide = true)]
+    Complete(crate::completion_cmd::CompleteArgs),
     /// Print the plugin's version.
     #[command(after_help = "Examples:\n  kubectl gitops version")]
     Version,
@@ -42,6 +53,11 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Render(args) => crate::render_cmd::run(&args),
+        Command::Sync(args) => crate::sync_cmd::run(&args),
+        Command::Diff(args) => crate::diff_cmd::run(&args),
+        Command::Status(args) => crate::status_cmd::run(&args),
+        Command::Completion(args) => crate::completion_cmd::run(&args),
+        Command::Complete(args) => crate::completion_cmd::run_complete(&args),
         Command::Version => {
             println!("kubectl-gitops {}", env!("CARGO_PKG_VERSION"));
             Ok(exit::OK)

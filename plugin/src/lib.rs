@@ -3,8 +3,15 @@
 //!
 //! `main.rs` only calls [`cli::main`]; each command lives in a module named after it.
 
+pub mod app_state;
 pub mod cli;
+pub mod cluster;
+pub mod completion_cmd;
+pub mod diff_cmd;
 pub mod exit;
+pub mod inventory;
 pub mod output;
 pub mod render_cmd;
 pub mod source;
+pub mod status_cmd;
+pub mod sync_cmd;

@@ -1,0 +1,209 @@
+//! What `sync`, `diff` and `status` all start from: the app rendered from Git with the cluster's
+//! discovery, its inventory, and the live objects that matter — the ones Git declares, the ones the
+//! last sync recorded, and any other object labelled as a member of the app's ApplySet.
+//!
+//! Live objects are read with one LIST per resource and namespace (label selector on the ApplySet
+//! id), plus a GET for each declared object the lists did not return, so a large unchanged app
+//! costs a handful of requests.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::stream::{self, StreamExt as _};
+use gitops_shared::object::ObjectKey;
+use gitops_shared::provenance::{inventory_parent, APPLYSET_PART_OF_LABEL};
+use gitops_shared::render::{render_app, RenderOptions, Rendered};
+use gitops_shared::scope::{BuiltinScope, Scope};
+use serde_json::Value;
+
+use crate::cluster::{ApiResource, ClusterArgs, ClusterError, Discovery, Rest};
+use crate::inventory::Inventory;
+use crate::source::{ResolvedSource, SourceArgs, SourceError};
+
+/// How many requests run at once.
+pub const CONCURRENCY: usize = 8;
+
+/// Why the app's state could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AppStateError {
+    /// Repository, revision or app.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Rendering the commit.
+    #[error("cannot render the app")]
+    Render(#[source] gitops_shared::Error),
+    /// Talking to the cluster.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+/// Discovery first, the built-in table for what the cluster does not (yet) serve.
+struct ClusterScope<'a>(&'a Discovery);
+
+impl Scope for ClusterScope<'_> {
+    fn is_namespaced(&self, group: &str, kind: &str) -> Option<bool> {
+        self.0
+            .is_namespaced(group, kind)
+            .or_else(|| BuiltinScope.is_namespaced(group, kind))
+    }
+}
+
+/// The app as Git declares it and as the cluster holds it.
+pub struct AppState {
+    /// Repository, commit and app.
+    pub source: ResolvedSource,
+    /// REST calls on the cluster.
+    pub rest: Rest,
+    /// What the cluster serves.
+    pub discovery: Discovery,
+    /// The render of the commit.
+    pub rendered: Rendered,
+    /// The ApplySet parent as it is in the cluster.
+    pub parent: Option<Value>,
+    /// The inventory the last sync recorded.
+    pub inventory: Option<Inventory>,
+    /// Live objects by key: declared ones that exist, inventory members that exist, and other
+    /// objects labelled as members of the set.
+    pub live: HashMap<ObjectKey, Value>,
+}
+
+impl AppState {
+    /// Resolves the source, connects, discovers, renders and reads the live state.
+    pub async fn load(
+        source: &SourceArgs,
+        cluster: &ClusterArgs,
+    ) -> Result<AppState, AppStateError> {
+        let resolved = source.resolve()?;
+        let (client, namespace) = cluster.connect().await?;
+        let rest = Rest { client };
+        let discovery = Discovery::fetch(&rest.client).await?;
+        let options = RenderOptions {
+            scope: &ClusterScope(&discovery),
+            folder_namespace: Some(&namespace),
+        };
+        let rendered = render_app(&resolved.repo, resolved.commit, &resolved.app, &options)
+            .map_err(AppStateError::Render)?;
+        tracing::info!(app = %rendered.app.name, commit = %resolved.commit, objects = rendered.objects.len(), "rendered");
+        let mut state = AppState {
+            source: resolved,
+            rest,
+            discovery,
+            rendered,
+            parent: None,
+            inventory: None,
+            live: HashMap::new(),
+        };
+        state.read_live().await?;
+        Ok(state)
+    }
+
+    /// The ConfigMap resource (for the parent).
+    pub fn configmaps(&self) -> Result<&ApiResource, ClusterError> {
+        self.discovery.resource("v1", "ConfigMap")
+    }
+
+    /// Declared objects by key, in render order.
+    pub fn desired(&self) -> Vec<(ObjectKey, &Value)> {
+        self.rendered
+            .objects
+            .iter()
+            .map(|o| (o.key(), &o.object))
+            .collect()
+    }
+
+    /// Reads the parent and the live objects.
+    pub async fn read_live(&mut self) -> Result<(), ClusterError> {
+        let parent_key = inventory_parent(&self.rendered.app.name, &self.rendered.namespace);
+        let configmaps = self.configmaps()?.clone();
+        self.parent = self
+            .rest
+            .get(&configmaps, &parent_key.namespace, &parent_key.name)
+            .await?;
+        self.inventory = self.parent.as_ref().map(Inventory::from_parent);
+
+        // One LIST per resource and namespace that declared objects or members live in.
+        let mut collections: BTreeMap<String, (ApiResource, Option<String>)> = BTreeMap::new();
+        let mut add = |resource: &ApiResource, namespace: &str| {
+            let ns = resource.namespaced.then(|| namespace.to_owned());
+            collections
+                .entry(resource.collection(ns.as_deref()))
+                .or_insert_with(|| (resource.clone(), ns));
+        };
+        for object in &self.rendered.objects {
+            if let Ok(resource) = self.discovery.resource_of(&object.object) {
+                add(resource, &object.key().namespace);
+            }
+        }
+        for member in self.inventory.iter().flat_map(|i| i.members.iter()) {
+            if let Ok(resource) = self.discovery.resource_for_key(member) {
+                add(resource, &member.namespace);
+            }
+        }
+        let selector = format!("{APPLYSET_PART_OF_LABEL}={}", self.rendered.applyset);
+        let rest = &self.rest;
+        let lists: Vec<Result<Vec<Value>, ClusterError>> = stream::iter(collections.values())
+            .map(|(resource, ns)| rest.list(resource, ns.as_deref(), &selector))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut live = HashMap::new();
+        for list in lists {
+            for object in list? {
+                if let Some(key) = ObjectKey::of(&object) {
+                    live.insert(key, object);
+                }
+            }
+        }
+        // Declared objects that exist without our labels (made by hand, or by another tool).
+        let missing: Vec<(ObjectKey, ApiResource)> = self
+            .rendered
+            .objects
+            .iter()
+            .filter(|o| !live.contains_key(&o.key()))
+            .filter_map(|o| {
+                let resource = self.discovery.resource_of(&o.object).ok()?.clone();
+                Some((o.key(), resource))
+            })
+            .collect();
+        let found: Vec<Result<Option<Value>, ClusterError>> = stream::iter(missing.iter())
+            .map(|(key, resource)| rest.get(resource, &key.namespace, &key.name))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for object in found {
+            if let Some(object) = object? {
+                if let Some(key) = ObjectKey::of(&object) {
+                    live.insert(key, object);
+                }
+            }
+        }
+        self.live = live;
+        Ok(())
+    }
+
+    /// Live objects that Git does not declare: members of the last inventory still present, and
+    /// objects labelled as members of the set. The flag says whether the inventory lists it (only
+    /// those are ever pruned).
+    pub fn extraneous(&self) -> Vec<(ObjectKey, bool)> {
+        let declared: BTreeSet<ObjectKey> = self.rendered.objects.iter().map(|o| o.key()).collect();
+        let members: BTreeSet<&ObjectKey> = self
+            .inventory
+            .iter()
+            .flat_map(|i| i.members.iter())
+            .collect();
+        let mut out: Vec<(ObjectKey, bool)> = self
+            .live
+            .keys()
+            .filter(|k| !declared.contains(*k))
+            .map(|k| (k.clone(), members.contains(k)))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// A single-threaded runtime for a command: the work is waiting on the network.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}

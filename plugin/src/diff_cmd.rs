@@ -1,0 +1,250 @@
+//! `kubectl gitops diff`: the semantic difference between Git and the cluster, per object, as a
+//! unified diff of YAML (live as `-`, Git as `+`, colored on a terminal only).
+//!
+//! Only differences that mean something are shown: the "live" side is the desired object with
+//! each drifted field replaced by the cluster's value, so server defaults, status and bookkeeping
+//! never appear. Fields Git does not declare but a person added by hand (owned in managedFields
+//! by `kubectl-edit`, `kubectl-patch`, …) are shown too, marked as hand-made drift.
+
+use std::io::{IsTerminal as _, Write};
+
+use anyhow::Context as _;
+use clap::Args;
+use gitops_shared::drift::{declared_drift, hand_drift, without_provenance, HandDrift};
+use gitops_shared::object::ObjectKey;
+use serde_json::Value;
+use similar::{ChangeTag, TextDiff};
+
+use crate::app_state::{runtime, AppState};
+use crate::cluster::ClusterArgs;
+use crate::exit;
+use crate::source::SourceArgs;
+
+/// Flags of `diff`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  kubectl gitops diff shop --repo https://git.example/deploy.git --revision main\n  kubectl gitops diff --path apps/web\n\nExit codes: 0 no difference, 1 difference found, 2 error (like kubectl diff)."
+)]
+pub struct DiffArgs {
+    /// Which repository, revision and app.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Which cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Runs `diff`.
+pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
+    let runtime = runtime().context("cannot start the async runtime")?;
+    let state = runtime.block_on(AppState::load(&args.source, &args.cluster))?;
+    let color = std::io::stdout().is_terminal();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let differs = write_diff(&mut out, &state, color).context("cannot write to stdout")?;
+    out.flush().context("cannot write to stdout")?;
+    Ok(if differs { exit::DIFFERENCE } else { exit::OK })
+}
+
+/// Writes the diff of every object; true when anything differs.
+pub fn write_diff(out: &mut dyn Write, state: &AppState, color: bool) -> std::io::Result<bool> {
+    let mut differs = false;
+    for (key, desired) in state.desired() {
+        let Some(live) = state.live.get(&key) else {
+            differs = true;
+            writeln!(out, "Missing: {key} (in Git, not in the cluster)")?;
+            let text = to_yaml(&without_provenance(desired));
+            write_unified(out, &key, "", &text, color)?;
+            continue;
+        };
+        let fields = declared_drift(desired, live);
+        let by_hand = hand_drift(desired, live);
+        if fields.is_empty() && by_hand.is_empty() {
+            continue;
+        }
+        differs = true;
+        let git = without_provenance(desired);
+        let mut cluster = git.clone();
+        for field in &fields {
+            set_pointer(&mut cluster, &field.pointer, field.live.clone());
+        }
+        let git_text = to_yaml(&git);
+        let mut cluster_text = to_yaml(&cluster);
+        if !by_hand.is_empty() {
+            // Hand-made fields have no place in Git's YAML: they show as lines only the cluster has.
+            cluster_text.push_str(&hand_lines(&by_hand));
+        }
+        for field in &fields {
+            let live = field
+                .live
+                .as_ref()
+                .map_or("<absent>".to_owned(), Value::to_string);
+            writeln!(
+                out,
+                "# {key}: {} is {live} in the cluster, {} in Git",
+                field.path, field.desired
+            )?;
+        }
+        for drift in &by_hand {
+            let live = drift
+                .live
+                .as_ref()
+                .map_or("<absent>".to_owned(), Value::to_string);
+            writeln!(
+                out,
+                "# {key}: {} = {live} was set by hand ({}), Git does not declare it",
+                drift.path, drift.manager
+            )?;
+        }
+        write_unified(out, &key, &cluster_text, &git_text, color)?;
+    }
+    for (key, in_inventory) in state.extraneous() {
+        differs = true;
+        let why = if in_inventory {
+            "in the last sync's inventory, no longer in Git: sync --prune deletes it"
+        } else {
+            "labelled as part of the app, not in its inventory: never pruned"
+        };
+        writeln!(out, "Extraneous: {key} ({why})")?;
+    }
+    Ok(differs)
+}
+
+fn hand_lines(drift: &[HandDrift]) -> String {
+    let mut text = String::from("# fields set by hand, not declared in Git:\n");
+    for d in drift {
+        let live = d
+            .live
+            .as_ref()
+            .map_or("<absent>".to_owned(), Value::to_string);
+        text.push_str(&format!("# {}: {live}  (by {})\n", d.path, d.manager));
+    }
+    text
+}
+
+fn to_yaml(value: &Value) -> String {
+    serde_yaml::to_string(value).unwrap_or_else(|e| format!("# cannot print as YAML: {e}\n"))
+}
+
+/// Sets (or removes, for `None`) the value at an RFC 6901 pointer, creating maps on the way.
+fn set_pointer(target: &mut Value, pointer: &str, value: Option<Value>) {
+    let tokens: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let Some((last, parents)) = tokens.split_last() else {
+        if let Some(value) = value {
+            *target = value;
+        }
+        return;
+    };
+    let mut at = target;
+    for token in parents {
+        at = match at {
+            Value::Object(map) => map
+                .entry(token.clone())
+                .or_insert_with(|| Value::Object(Default::default())),
+            Value::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+            {
+                Some(item) => item,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    match (at, value) {
+        (Value::Object(map), Some(value)) => {
+            map.insert(last.clone(), value);
+        }
+        (Value::Object(map), None) => {
+            map.remove(last);
+        }
+        (Value::Array(items), value) => {
+            if let Some(i) = last.parse::<usize>().ok().filter(|i| *i < items.len()) {
+                match value {
+                    Some(value) => items[i] = value,
+                    None => {
+                        items.remove(i);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn write_unified(
+    out: &mut dyn Write,
+    key: &ObjectKey,
+    live: &str,
+    git: &str,
+    color: bool,
+) -> std::io::Result<()> {
+    let diff = TextDiff::from_lines(live, git);
+    let (red, green, cyan, bold, reset) = if color {
+        ("\x1b[31m", "\x1b[32m", "\x1b[36m", "\x1b[1m", "\x1b[0m")
+    } else {
+        ("", "", "", "", "")
+    };
+    writeln!(out, "{bold}--- live/{key}{reset}")?;
+    writeln!(out, "{bold}+++ git/{key}{reset}")?;
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        writeln!(out, "{cyan}{}{reset}", hunk.header())?;
+        for change in hunk.iter_changes() {
+            let (sign, paint) = match change.tag() {
+                ChangeTag::Delete => ('-', red),
+                ChangeTag::Insert => ('+', green),
+                ChangeTag::Equal => (' ', ""),
+            };
+            let text = change.value();
+            let newline = if text.ends_with('\n') { "" } else { "\n" };
+            if paint.is_empty() {
+                write!(out, "{sign}{text}{newline}")?;
+            } else {
+                writeln!(out, "{paint}{sign}{}{reset}", text.trim_end_matches('\n'))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pointer_edits() {
+        let mut v = json!({"spec": {"containers": [{"name": "a", "image": "x"}]}});
+        set_pointer(&mut v, "/spec/containers/0/image", Some(json!("y")));
+        set_pointer(&mut v, "/spec/replicas", Some(json!(3)));
+        set_pointer(&mut v, "/data/a~1b", None);
+        assert_eq!(
+            v,
+            json!({"spec": {"containers": [{"name": "a", "image": "y"}], "replicas": 3}, "data": {}})
+        );
+    }
+
+    #[test]
+    fn unified_diff_shows_only_the_changed_line() {
+        let mut out = Vec::new();
+        let key = ObjectKey {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            namespace: "ns".into(),
+            name: "c".into(),
+        };
+        write_unified(
+            &mut out,
+            &key,
+            "data:\n  a: '1'\n  b: '2'\n",
+            "data:\n  a: '1'\n  b: '3'\n",
+            false,
+        )
+        .expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("-  b: '2'\n+  b: '3'\n"), "{text}");
+        assert!(!text.contains('\x1b'), "no color when not a terminal");
+    }
+}

@@ -1,0 +1,215 @@
+//! The app's inventory: a KEP-3659 ApplySet parent, ConfigMap `gitops-<app>` in the app's
+//! namespace, so `kubectl` understands the set. Beyond the standard labels and annotations it
+//! records the app's repository, path, revision, sync time and user, and the exact member list,
+//! so pruning deletes what the last sync applied and nothing else.
+
+use std::collections::BTreeSet;
+
+use gitops_shared::object::ObjectKey;
+use gitops_shared::provenance::{
+    inventory_parent, APPLYSET_GROUP_KINDS_ANNOTATION, APPLYSET_ID_LABEL,
+    APPLYSET_NAMESPACES_ANNOTATION, APPLYSET_TOOLING_ANNOTATION, PATH_ANNOTATION, REPO_ANNOTATION,
+    REVISION_ANNOTATION,
+};
+use serde_json::{json, Value};
+
+/// Annotation on the parent: when the last sync wrote it (RFC 3339, UTC).
+pub const SYNCED_AT_ANNOTATION: &str = "kubectl-gitops.io/synced-at";
+/// Annotation on the parent: who ran the last sync.
+pub const SYNCED_BY_ANNOTATION: &str = "kubectl-gitops.io/synced-by";
+/// ConfigMap data key holding the member list (JSON array of `[group, kind, namespace, name]`).
+pub const MEMBERS_KEY: &str = "members";
+
+/// The parent's content as this module reads and writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Inventory {
+    /// Repository URL of the last sync.
+    pub repo: String,
+    /// App path of the last sync.
+    pub path: String,
+    /// Commit of the last sync.
+    pub revision: String,
+    /// When the last sync wrote the parent.
+    pub synced_at: String,
+    /// Who ran it.
+    pub synced_by: String,
+    /// The members.
+    pub members: BTreeSet<ObjectKey>,
+}
+
+impl Inventory {
+    /// Reads a parent ConfigMap. Members that cannot be read are skipped.
+    pub fn from_parent(parent: &Value) -> Inventory {
+        let annotation = |key: &str| {
+            parent
+                .get("metadata")
+                .and_then(|m| m.get("annotations"))
+                .and_then(|a| a.get(key))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let members = parent
+            .get("data")
+            .and_then(|d| d.get(MEMBERS_KEY))
+            .and_then(Value::as_str)
+            .and_then(|text| serde_json::from_str::<Vec<[String; 4]>>(text).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|[group, kind, namespace, name]| ObjectKey {
+                group,
+                kind,
+                namespace,
+                name,
+            })
+            .collect();
+        Inventory {
+            repo: annotation(REPO_ANNOTATION),
+            path: annotation(PATH_ANNOTATION),
+            revision: annotation(REVISION_ANNOTATION),
+            synced_at: annotation(SYNCED_AT_ANNOTATION),
+            synced_by: annotation(SYNCED_BY_ANNOTATION),
+            members,
+        }
+    }
+
+    /// Equal in everything but time and user: a sync that would write only those skips the write.
+    pub fn same_content(&self, other: &Inventory) -> bool {
+        self.repo == other.repo
+            && self.path == other.path
+            && self.revision == other.revision
+            && self.members == other.members
+    }
+
+    /// The parent ConfigMap for `app` in `namespace` with ApplySet id `applyset`.
+    pub fn to_parent(&self, app: &str, namespace: &str, applyset: &str) -> Value {
+        let key = inventory_parent(app, namespace);
+        let group_kinds: BTreeSet<String> = self
+            .members
+            .iter()
+            .map(|m| {
+                if m.group.is_empty() {
+                    m.kind.clone()
+                } else {
+                    format!("{}.{}", m.kind, m.group)
+                }
+            })
+            .collect();
+        let namespaces: BTreeSet<&str> = self
+            .members
+            .iter()
+            .map(|m| m.namespace.as_str())
+            .filter(|ns| !ns.is_empty() && *ns != namespace)
+            .collect();
+        let members: Vec<[&str; 4]> = self
+            .members
+            .iter()
+            .map(|m| {
+                [
+                    m.group.as_str(),
+                    m.kind.as_str(),
+                    m.namespace.as_str(),
+                    m.name.as_str(),
+                ]
+            })
+            .collect();
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": key.name,
+                "namespace": namespace,
+                "labels": { APPLYSET_ID_LABEL: applyset },
+                "annotations": {
+                    APPLYSET_TOOLING_ANNOTATION: format!("kubectl-gitops/v{}", env!("CARGO_PKG_VERSION")),
+                    APPLYSET_GROUP_KINDS_ANNOTATION: group_kinds.into_iter().collect::<Vec<_>>().join(","),
+                    APPLYSET_NAMESPACES_ANNOTATION: namespaces.into_iter().collect::<Vec<_>>().join(","),
+                    REPO_ANNOTATION: self.repo,
+                    PATH_ANNOTATION: self.path,
+                    REVISION_ANNOTATION: self.revision,
+                    SYNCED_AT_ANNOTATION: self.synced_at,
+                    SYNCED_BY_ANNOTATION: self.synced_by,
+                },
+            },
+            "data": { MEMBERS_KEY: serde_json::to_string(&members).unwrap_or_default() },
+        })
+    }
+}
+
+/// Now as RFC 3339 UTC (`2026-11-26T17:00:00Z`).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_round_trips_and_has_applyset_shape() {
+        let mut inventory = Inventory {
+            repo: "file:///repo".into(),
+            path: "apps/shop".into(),
+            revision: "a".repeat(40),
+            synced_at: now_rfc3339(),
+            synced_by: "admin".into(),
+            members: BTreeSet::new(),
+        };
+        inventory.members.insert(ObjectKey {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+        });
+        inventory.members.insert(ObjectKey {
+            group: String::new(),
+            kind: "Namespace".into(),
+            namespace: String::new(),
+            name: "shop".into(),
+        });
+        inventory.members.insert(ObjectKey {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            namespace: "other".into(),
+            name: "c".into(),
+        });
+        let parent = inventory.to_parent("shop", "shop", "applyset-x-v1");
+        let annotations = &parent["metadata"]["annotations"];
+        assert_eq!(
+            annotations[APPLYSET_GROUP_KINDS_ANNOTATION],
+            "ConfigMap,Deployment.apps,Namespace"
+        );
+        assert_eq!(annotations[APPLYSET_NAMESPACES_ANNOTATION], "other");
+        assert_eq!(
+            annotations[APPLYSET_TOOLING_ANNOTATION],
+            format!("kubectl-gitops/v{}", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(
+            parent["metadata"]["labels"][APPLYSET_ID_LABEL],
+            "applyset-x-v1"
+        );
+        assert_eq!(Inventory::from_parent(&parent), inventory);
+        assert_eq!(now_rfc3339().len(), 20);
+    }
+}

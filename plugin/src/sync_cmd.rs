@@ -1,0 +1,560 @@
+//! `kubectl gitops sync`: render a commit, server-side-apply what changed in phases, record the
+//! inventory, prune what Git no longer declares, and optionally wait for health.
+//!
+//! Phases: Namespaces and CustomResourceDefinitions first; custom resources once their CRD is
+//! Established (and discovery knows them); then the rest. Within a phase, applies run with a
+//! bounded concurrency. An object whose live digest annotation equals the desired digest and whose
+//! declared fields still match is skipped without a request, unless `--force`.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use futures::stream::{self, StreamExt as _};
+use gitops_shared::drift::declared_drift;
+use gitops_shared::health::{health_of, Health, HealthStatus};
+use gitops_shared::object::ObjectKey;
+use gitops_shared::provenance::{APPLYSET_PART_OF_LABEL, APP_LABEL, DIGEST_ANNOTATION};
+use gitops_shared::scope::scopes_from_crds;
+use gitops_shared::scope::Scope as _;
+use serde_json::Value;
+
+use crate::app_state::{runtime, AppState, CONCURRENCY};
+use crate::cluster::{ClusterArgs, ClusterError, Discovery, DryRun};
+use crate::exit;
+use crate::inventory::{now_rfc3339, Inventory};
+use crate::source::SourceArgs;
+
+/// `--dry-run` modes, like kubectl's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRunMode {
+    /// Compute the plan locally; send nothing that changes the cluster.
+    Client,
+    /// Send the applies with `dryRun=All`: the server validates and admits, persists nothing.
+    Server,
+}
+
+/// Flags of `sync`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # Apply the app at the branch head, delete what Git no longer declares, wait for health\n  kubectl gitops sync shop --repo https://git.example/deploy.git --revision main --prune --wait\n\n  # What would change, without changing anything\n  kubectl gitops sync --path apps/web --dry-run=server\n\nExit codes: 0 all applied (and healthy with --wait), 1 something failed or is unhealthy, 2 error."
+)]
+pub struct SyncArgs {
+    /// Which repository, revision and app.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Which cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Take over fields that another field manager owns (server-side apply `force`).
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Apply every object, even those whose digest and fields already match.
+    #[arg(long)]
+    pub force: bool,
+    /// Delete objects of the last sync's inventory that Git no longer declares.
+    #[arg(long)]
+    pub prune: bool,
+    /// Allow a sync (and prune) when the render has no objects at all.
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Show what would happen and change nothing.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "client", require_equals = true)]
+    pub dry_run: Option<DryRunMode>,
+    /// Wait until every object is healthy; stop early when one is Degraded.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits (and how long a CRD may take to become Established): 90s, 5m, 1h.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Parses `90s`, `5m`, `1h` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (try 90s, 5m, 1h)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("unknown unit in {text:?} (use s, m or h)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Did not exist; applied.
+    Created,
+    /// Existed and differed; applied.
+    Configured,
+    /// Digest and declared fields already matched; no request.
+    Unchanged,
+    /// Deleted by --prune.
+    Pruned,
+    /// The API server refused it, with its message.
+    Failed(String),
+}
+
+impl Outcome {
+    fn word(&self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Configured => "configured",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Pruned => "pruned",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Why a sync stopped before it started applying.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// An empty render would prune everything.
+    #[error("the app renders no objects at {revision}; refusing to sync (pass --allow-empty if that is intended)")]
+    EmptyRender {
+        /// The commit.
+        revision: String,
+    },
+    /// A CRD did not become Established in time.
+    #[error("CustomResourceDefinition {name} did not become Established within {timeout:?}")]
+    NotEstablished {
+        /// The CRD's name.
+        name: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// Talking to the cluster.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+/// Runs `sync`.
+pub fn run(args: &SyncArgs) -> anyhow::Result<u8> {
+    let runtime = runtime().context("cannot start the async runtime")?;
+    runtime.block_on(sync(args))
+}
+
+/// Which phase an object is applied in.
+fn phase_of(key: &ObjectKey, custom: &HashSet<(String, String)>, discovery: &Discovery) -> usize {
+    match (key.group.as_str(), key.kind.as_str()) {
+        ("", "Namespace") | ("apiextensions.k8s.io", "CustomResourceDefinition") => 0,
+        (group, kind) if custom.contains(&(group.to_owned(), kind.to_owned())) => 1,
+        (group, kind) if discovery.is_namespaced(group, kind).is_none() => 1,
+        _ => 2,
+    }
+}
+
+async fn sync(args: &SyncArgs) -> anyhow::Result<u8> {
+    let mut state = AppState::load(&args.source, &args.cluster).await?;
+    let revision = state.rendered.provenance.revision.clone();
+    if state.rendered.objects.is_empty() && !args.allow_empty {
+        return Err(SyncError::EmptyRender { revision }.into());
+    }
+    let dry_run = args.dry_run;
+    let server_dry_run = if dry_run == Some(DryRunMode::Server) {
+        DryRun::Server
+    } else {
+        DryRun::No
+    };
+    let writes = dry_run != Some(DryRunMode::Client);
+    let app = state.rendered.app.name.clone();
+    let namespace = state.rendered.namespace.clone();
+    let applyset = state.rendered.applyset.clone();
+    let desired_keys: BTreeSet<ObjectKey> =
+        state.rendered.objects.iter().map(|o| o.key()).collect();
+    let previous = state.inventory.clone().unwrap_or_default();
+    let user = if writes && dry_run.is_none() {
+        state
+            .rest
+            .whoami()
+            .await
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+
+    // Record new members before applying them, so an interrupted sync leaves no orphan behind.
+    let mut inventory = Inventory {
+        members: previous.members.union(&desired_keys).cloned().collect(),
+        ..previous.clone()
+    };
+    if inventory.revision.is_empty() {
+        inventory.repo = state.rendered.provenance.repo.clone();
+        inventory.path = state.rendered.provenance.path.clone();
+        inventory.revision = revision.clone();
+    }
+    // Written once Namespaces exist (after phase 0), before any other object is applied.
+    let mut pre_write =
+        dry_run.is_none() && (state.parent.is_none() || inventory.members != previous.members);
+
+    // Plan and apply, phase by phase.
+    let custom: HashSet<(String, String)> =
+        scopes_from_crds(state.rendered.objects.iter().map(|o| &o.object))
+            .0
+            .into_keys()
+            .collect();
+    let mut outcomes: Vec<(ObjectKey, Outcome)> = Vec::new();
+    for phase in 0..3 {
+        let batch: Vec<(ObjectKey, Value)> = state
+            .rendered
+            .objects
+            .iter()
+            .map(|o| (o.key(), o.object.clone()))
+            .filter(|(key, _)| phase_of(key, &custom, &state.discovery) == phase)
+            .collect();
+        if batch.is_empty() {
+            continue;
+        }
+        if phase > 0 && pre_write {
+            inventory.synced_at = now_rfc3339();
+            inventory.synced_by = user.clone();
+            write_parent(&state, &inventory, &app, &namespace, &applyset).await?;
+            pre_write = false;
+        }
+        if phase == 1 {
+            // Custom resources need their CRD Established and discovery to know their resource.
+            wait_established(&state, &custom, args.timeout, dry_run.is_some()).await?;
+            if batch
+                .iter()
+                .any(|(_, o)| state.discovery.resource_of(o).is_err())
+                && dry_run.is_none()
+            {
+                state.discovery = Discovery::fetch(&state.rest.client).await?;
+            }
+        }
+        let state_ref = &state;
+        let results: Vec<(ObjectKey, Outcome)> = stream::iter(batch)
+            .map(|(key, object)| async move {
+                let outcome =
+                    apply_one(state_ref, &key, &object, args, dry_run, server_dry_run).await;
+                (key, outcome)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for (key, outcome) in &results {
+            if let Outcome::Failed(message) = outcome {
+                tracing::warn!(object = %key, %message, "apply failed");
+            }
+        }
+        outcomes.extend(results);
+    }
+    let failed = outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, Outcome::Failed(_)));
+
+    // Prune: only members of the last inventory, only if they still carry this app's labels.
+    let mut gone: BTreeSet<ObjectKey> = BTreeSet::new();
+    if args.prune {
+        if failed {
+            eprintln!("not pruning: some objects failed to apply");
+        } else {
+            for key in previous.members.difference(&desired_keys) {
+                let Some(live) = state.live.get(key) else {
+                    gone.insert(key.clone());
+                    continue;
+                };
+                let labels = live.get("metadata").and_then(|m| m.get("labels"));
+                let label = |name: &str| labels.and_then(|l| l.get(name)).and_then(Value::as_str);
+                if label(APP_LABEL) != Some(app.as_str())
+                    || label(APPLYSET_PART_OF_LABEL) != Some(applyset.as_str())
+                {
+                    eprintln!("not pruning {key}: it no longer carries the labels of app {app}");
+                    gone.insert(key.clone());
+                    continue;
+                }
+                let outcome = match (dry_run, state.discovery.resource_for_key(key)) {
+                    (Some(DryRunMode::Client), _) => Outcome::Pruned,
+                    (_, Ok(resource)) => match state
+                        .rest
+                        .delete(resource, &key.namespace, &key.name, server_dry_run)
+                        .await
+                    {
+                        Ok(()) => Outcome::Pruned,
+                        Err(error) => Outcome::Failed(error.to_string()),
+                    },
+                    (_, Err(error)) => Outcome::Failed(error.to_string()),
+                };
+                if outcome == Outcome::Pruned {
+                    gone.insert(key.clone());
+                }
+                outcomes.push((key.clone(), outcome));
+            }
+        }
+    }
+    let failed = outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, Outcome::Failed(_)));
+
+    // The final inventory: what Git declares plus what is still there from before.
+    let mut final_inventory = Inventory {
+        members: inventory.members.difference(&gone).cloned().collect(),
+        ..inventory.clone()
+    };
+    if !failed {
+        final_inventory.repo = state.rendered.provenance.repo.clone();
+        final_inventory.path = state.rendered.provenance.path.clone();
+        final_inventory.revision = revision.clone();
+    }
+    let written = state.parent.as_ref().map(Inventory::from_parent);
+    let unchanged_parent = written
+        .as_ref()
+        .is_some_and(|w| w.same_content(&final_inventory))
+        && inventory.same_content(&final_inventory);
+    if dry_run.is_none() && !unchanged_parent {
+        final_inventory.synced_at = now_rfc3339();
+        final_inventory.synced_by = user;
+        write_parent(&state, &final_inventory, &app, &namespace, &applyset).await?;
+    }
+
+    print_summary(&outcomes, &revision, dry_run);
+    if failed {
+        return Ok(exit::DIFFERENCE);
+    }
+    if args.wait && dry_run.is_none() {
+        return wait_healthy(&state, &outcomes, args.timeout).await;
+    }
+    Ok(exit::OK)
+}
+
+async fn write_parent(
+    state: &AppState,
+    inventory: &Inventory,
+    app: &str,
+    namespace: &str,
+    applyset: &str,
+) -> Result<(), ClusterError> {
+    let parent = inventory.to_parent(app, namespace, applyset);
+    state
+        .rest
+        .apply(state.configmaps()?, &parent, true, DryRun::No)
+        .await?;
+    tracing::debug!(%app, members = inventory.members.len(), "inventory written");
+    Ok(())
+}
+
+async fn apply_one(
+    state: &AppState,
+    key: &ObjectKey,
+    object: &Value,
+    args: &SyncArgs,
+    dry_run: Option<DryRunMode>,
+    server_dry_run: DryRun,
+) -> Outcome {
+    let live = state.live.get(key);
+    if let Some(live) = live {
+        let digest = |o: &Value| {
+            o.get("metadata")
+                .and_then(|m| m.get("annotations"))
+                .and_then(|a| a.get(DIGEST_ANNOTATION))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        if !args.force
+            && digest(live).is_some()
+            && digest(live) == digest(object)
+            && declared_drift(object, live).is_empty()
+        {
+            return Outcome::Unchanged;
+        }
+    }
+    let outcome = if live.is_some() {
+        Outcome::Configured
+    } else {
+        Outcome::Created
+    };
+    if dry_run == Some(DryRunMode::Client) {
+        return outcome;
+    }
+    let resource = match state.discovery.resource_of(object) {
+        Ok(resource) => resource,
+        Err(error) => return Outcome::Failed(error.to_string()),
+    };
+    match state.rest.apply(resource, object, args.force_conflicts, server_dry_run).await {
+        Ok(_) => outcome,
+        Err(error) if error.code() == Some(409) => Outcome::Failed(format!(
+            "{error}; another field manager owns these fields: change them in Git, or pass --force-conflicts to take them over"
+        )),
+        Err(error) => Outcome::Failed(error.to_string()),
+    }
+}
+
+async fn wait_established(
+    state: &AppState,
+    custom: &HashSet<(String, String)>,
+    timeout: Duration,
+    dry_run: bool,
+) -> Result<(), SyncError> {
+    if dry_run || custom.is_empty() {
+        return Ok(());
+    }
+    let crds: Vec<String> = state
+        .rendered
+        .objects
+        .iter()
+        .filter(|o| o.key().kind == "CustomResourceDefinition")
+        .map(|o| o.key().name)
+        .collect();
+    let resource = state
+        .discovery
+        .resource("apiextensions.k8s.io/v1", "CustomResourceDefinition")?;
+    let deadline = Instant::now() + timeout;
+    for name in crds {
+        loop {
+            let crd = state.rest.get(resource, "", &name).await?;
+            if crd
+                .as_ref()
+                .map(health_of)
+                .is_some_and(|h| h.status == HealthStatus::Healthy)
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(SyncError::NotEstablished { name, timeout });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(())
+}
+
+fn print_summary(outcomes: &[(ObjectKey, Outcome)], revision: &str, dry_run: Option<DryRunMode>) {
+    let mut sorted: Vec<&(ObjectKey, Outcome)> = outcomes.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let suffix = match dry_run {
+        Some(DryRunMode::Client) => " (dry run)",
+        Some(DryRunMode::Server) => " (server dry run)",
+        None => "",
+    };
+    let mut counts = [0usize; 5];
+    for word in ["created", "configured", "unchanged", "pruned", "failed"] {
+        for (key, outcome) in sorted.iter().filter(|(_, o)| o.word() == word) {
+            match outcome {
+                Outcome::Failed(message) => println!("{word} {key}: {message}"),
+                _ => println!("{word} {key}{suffix}"),
+            }
+        }
+    }
+    for (_, outcome) in outcomes {
+        let i = match outcome {
+            Outcome::Created => 0,
+            Outcome::Configured => 1,
+            Outcome::Unchanged => 2,
+            Outcome::Pruned => 3,
+            Outcome::Failed(_) => 4,
+        };
+        counts[i] += 1;
+    }
+    println!(
+        "sync {}: {} created, {} configured, {} unchanged, {} pruned, {} failed{suffix}",
+        &revision[..revision.len().min(12)],
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3],
+        counts[4]
+    );
+}
+
+async fn wait_healthy(
+    state: &AppState,
+    outcomes: &[(ObjectKey, Outcome)],
+    timeout: Duration,
+) -> anyhow::Result<u8> {
+    let start = Instant::now();
+    let watched: Vec<(ObjectKey, Value)> = state
+        .rendered
+        .objects
+        .iter()
+        .filter(|o| {
+            outcomes
+                .iter()
+                .any(|(k, out)| *k == o.key() && *out != Outcome::Pruned)
+        })
+        .map(|o| (o.key(), o.object.clone()))
+        .collect();
+    let mut last: Vec<Option<Health>> = vec![None; watched.len()];
+    loop {
+        let rest = &state.rest;
+        let discovery = &state.discovery;
+        let healths: Vec<Health> = stream::iter(watched.iter())
+            .map(|(key, object)| async move {
+                match discovery.resource_of(object) {
+                    Ok(resource) => match rest.get(resource, &key.namespace, &key.name).await {
+                        Ok(Some(live)) => health_of(&live),
+                        Ok(None) => Health::missing(),
+                        Err(error) => Health {
+                            status: HealthStatus::Unknown,
+                            reason: error.to_string(),
+                        },
+                    },
+                    Err(error) => Health {
+                        status: HealthStatus::Unknown,
+                        reason: error.to_string(),
+                    },
+                }
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        let elapsed = start.elapsed().as_secs();
+        for (i, health) in healths.iter().enumerate() {
+            if last[i].as_ref() != Some(health) {
+                let key = &watched[i].0;
+                if health.reason.is_empty() {
+                    eprintln!("[{elapsed:>3}s] {key}: {}", health.status);
+                } else {
+                    eprintln!(
+                        "[{elapsed:>3}s] {key}: {} ({})",
+                        health.status, health.reason
+                    );
+                }
+                last[i] = Some(health.clone());
+            }
+        }
+        if let Some((i, health)) = healths
+            .iter()
+            .enumerate()
+            .find(|(_, h)| h.status == HealthStatus::Degraded)
+        {
+            eprintln!("{} is Degraded: {}", watched[i].0, health.reason);
+            return Ok(exit::DIFFERENCE);
+        }
+        let waiting = healths
+            .iter()
+            .filter(|h| h.status != HealthStatus::Healthy)
+            .count();
+        if waiting == 0 {
+            eprintln!("all {} objects healthy after {elapsed}s", watched.len());
+            return Ok(exit::OK);
+        }
+        if start.elapsed() >= timeout {
+            eprintln!("timed out after {timeout:?}: {waiting} objects not healthy");
+            return Ok(exit::DIFFERENCE);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("5x").is_err());
+    }
+}

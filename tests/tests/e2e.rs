@@ -1,0 +1,525 @@
+//! End to end: the built `kubectl-gitops` against a Kubernetes API — a real cluster when
+//! `GITOPS_E2E_KUBECONFIG` is set (each test in its own namespace, deleted afterwards), the test
+//! API server otherwise — with Git repositories made by the `git` program.
+
+use gitops_e2e::harness::{Cluster, GitDaemon, Repo};
+use serde_json::{json, Value};
+
+fn namespace_yaml(ns: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n")
+}
+
+fn configmap_yaml(name: &str, data: &[(&str, &str)]) -> String {
+    let mut text = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n");
+    for (k, v) in data {
+        text.push_str(&format!("  {k}: \"{v}\"\n"));
+    }
+    text
+}
+
+const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector:\n    app: web\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080\n";
+const SERVICE_ACCOUNT: &str = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n";
+
+fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object["metadata"]["annotations"][key].as_str()
+}
+
+fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object["metadata"]["labels"][key].as_str()
+}
+
+/// The standard app of these tests: a Namespace, two ConfigMaps, a Service, a ServiceAccount.
+fn standard_app(repo: &Repo, ns: &str) -> String {
+    repo.write("app/namespace.yaml", &namespace_yaml(ns));
+    repo.write(
+        "app/settings.yaml",
+        &configmap_yaml("settings", &[("LOG_LEVEL", "info"), ("REGION", "eu")]),
+    );
+    repo.write("app/extra.yaml", &configmap_yaml("extra", &[("A", "1")]));
+    repo.write("app/service.yaml", SERVICE);
+    repo.write("app/serviceaccount.yaml", SERVICE_ACCOUNT);
+    repo.commit("app v1")
+}
+
+#[test]
+fn sync_status_diff_change_and_prune() {
+    let cluster = Cluster::new("flow");
+    let ns = cluster.namespace.clone();
+    let repo = Repo::init(&cluster.dir.path().join("repo"));
+    let v1 = standard_app(&repo, &ns);
+    let spec = repo.spec();
+    let source = ["--repo", spec.as_str(), "--path", "app", "-n", ns.as_str()];
+    let with = |cmd: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = cmd.iter().map(|s| (*s).to_owned()).collect();
+        args.extend(source.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    let run = |cmd: &[&str]| {
+        let args = with(cmd);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        cluster.run(&refs)
+    };
+
+    // Sync an app.
+    let sync = run(&["sync"]);
+    assert_eq!(sync.code, 0, "{sync}");
+    assert!(
+        sync.stdout
+            .contains(&format!("created ConfigMap/{ns}/settings")),
+        "{sync}"
+    );
+    assert!(
+        sync.stdout
+            .contains("5 created, 0 configured, 0 unchanged, 0 pruned, 0 failed"),
+        "{sync}"
+    );
+
+    // Provenance with the right commit.
+    let settings = cluster.configmap("settings").expect("settings exists");
+    assert_eq!(
+        annotation(&settings, "kubectl-gitops.io/revision"),
+        Some(v1.as_str())
+    );
+    assert_eq!(annotation(&settings, "kubectl-gitops.io/path"), Some("app"));
+    assert!(
+        annotation(&settings, "kubectl-gitops.io/digest").is_some_and(|d| d.starts_with("sha256:"))
+    );
+    assert_eq!(
+        label(&settings, "app.kubernetes.io/managed-by"),
+        Some("kubectl-gitops")
+    );
+    let managers: Vec<&str> = settings["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"kubectl-gitops"), "{managers:?}");
+    // The ApplySet parent records the inventory.
+    let parent = cluster
+        .configmap("gitops-app")
+        .expect("the inventory parent");
+    assert_eq!(
+        annotation(&parent, "kubectl-gitops.io/revision"),
+        Some(v1.as_str())
+    );
+    assert!(annotation(&parent, "applyset.kubernetes.io/tooling")
+        .is_some_and(|t| t.starts_with("kubectl-gitops/v")));
+    assert_eq!(
+        annotation(&parent, "applyset.kubernetes.io/contains-group-kinds"),
+        Some("ConfigMap,Namespace,Service,ServiceAccount")
+    );
+    assert_eq!(
+        label(&settings, "applyset.kubernetes.io/part-of"),
+        label(&parent, "applyset.kubernetes.io/id")
+    );
+
+    // Status: Synced and Healthy (no controller-driven health here).
+    let status = run(&["status", "-o", "json"]);
+    assert_eq!(status.code, 0, "{status}");
+    let report: Value = serde_json::from_str(&status.stdout).expect("status json");
+    assert_eq!(report["clusterRevision"], json!(v1));
+    assert_eq!(report["behind"], json!(0));
+    let rows = report["objects"].as_array().expect("objects");
+    assert_eq!(rows.len(), 5, "{report:#}");
+    for row in rows {
+        assert_eq!(row["sync"], "Synced", "{row}");
+        assert_eq!(row["health"], "Healthy", "{row}");
+        assert_eq!(row["revision"], json!(v1), "{row}");
+    }
+    let table = run(&["status"]);
+    assert_eq!(table.code, 0, "{table}");
+    assert!(
+        table.stdout.contains("KIND") && table.stdout.contains("Synced"),
+        "{table}"
+    );
+
+    // A resync changes nothing and sends no PATCH.
+    if let Some(server) = &cluster.server {
+        server.requests().clear();
+    }
+    let again = run(&["sync"]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again
+            .stdout
+            .contains("0 created, 0 configured, 5 unchanged"),
+        "{again}"
+    );
+    if let Some(server) = &cluster.server {
+        assert_eq!(
+            server.requests().count("PATCH"),
+            0,
+            "{:?}",
+            server.requests().all()
+        );
+    }
+
+    // Change one value in Git: diff shows exactly that field, sync applies only that object.
+    repo.write(
+        "app/settings.yaml",
+        &configmap_yaml("settings", &[("LOG_LEVEL", "debug"), ("REGION", "eu")]),
+    );
+    let v2 = repo.commit("debug logging");
+    let diff = run(&["diff"]);
+    assert_eq!(diff.code, 1, "{diff}");
+    assert!(
+        diff.stdout
+            .contains("-  LOG_LEVEL: info\n+  LOG_LEVEL: debug\n"),
+        "{diff}"
+    );
+    assert_eq!(diff.stdout.matches("--- live/").count(), 1, "{diff}");
+    assert_eq!(
+        diff.stdout
+            .lines()
+            .filter(|l| l.starts_with('-') && !l.starts_with("---"))
+            .count(),
+        1,
+        "{diff}"
+    );
+    assert_eq!(
+        diff.stdout
+            .lines()
+            .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+            .count(),
+        1,
+        "{diff}"
+    );
+    assert!(diff.stdout.contains("data.LOG_LEVEL"), "{diff}");
+    let status = run(&["status", "-o", "json"]);
+    assert_eq!(status.code, 1, "{status}");
+    let report: Value = serde_json::from_str(&status.stdout).expect("status json");
+    assert_eq!(report["behind"], json!(1), "{report:#}");
+
+    if let Some(server) = &cluster.server {
+        server.requests().clear();
+    }
+    let sync = run(&["sync"]);
+    assert_eq!(sync.code, 0, "{sync}");
+    assert!(
+        sync.stdout
+            .contains(&format!("configured ConfigMap/{ns}/settings")),
+        "{sync}"
+    );
+    assert!(
+        sync.stdout
+            .contains("0 created, 1 configured, 4 unchanged, 0 pruned, 0 failed"),
+        "{sync}"
+    );
+    if let Some(server) = &cluster.server {
+        let patches: Vec<String> = server
+            .requests()
+            .all()
+            .into_iter()
+            .filter(|(m, _)| m == "PATCH")
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(
+            patches.len(),
+            2,
+            "settings and the inventory parent: {patches:?}"
+        );
+        assert!(
+            patches.iter().any(|p| p.contains("/configmaps/settings?")),
+            "{patches:?}"
+        );
+        assert!(
+            patches
+                .iter()
+                .any(|p| p.contains("/configmaps/gitops-app?")),
+            "{patches:?}"
+        );
+    }
+    let settings = cluster.configmap("settings").expect("settings");
+    assert_eq!(settings["data"]["LOG_LEVEL"], "debug");
+    assert_eq!(
+        annotation(&settings, "kubectl-gitops.io/revision"),
+        Some(v2.as_str())
+    );
+    let extra = cluster.configmap("extra").expect("extra");
+    assert_eq!(
+        annotation(&extra, "kubectl-gitops.io/revision"),
+        Some(v1.as_str()),
+        "untouched"
+    );
+    let diff = run(&["diff"]);
+    assert_eq!(diff.code, 0, "{diff}");
+
+    // An object made by hand with the app's labels, never in the inventory.
+    let applyset = label(&settings, "applyset.kubernetes.io/part-of")
+        .expect("part-of")
+        .to_owned();
+    let handmade = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "handmade", "namespace": ns,
+        "labels": {"app.kubernetes.io/managed-by": "kubectl-gitops", "kubectl-gitops.io/app": "app",
+                   "applyset.kubernetes.io/part-of": applyset}}, "data": {"x": "1"}});
+    let (code, body) = cluster.request(
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/configmaps?fieldManager=kubectl-create"),
+        Some("application/json"),
+        &handmade,
+    );
+    assert_eq!(code, 200, "{body}");
+
+    // Remove an object from Git: sync --prune deletes it and nothing else.
+    repo.remove("app/extra.yaml");
+    repo.commit("drop extra");
+    let sync = run(&["sync", "--prune"]);
+    assert_eq!(sync.code, 0, "{sync}");
+    assert!(
+        sync.stdout
+            .contains(&format!("pruned ConfigMap/{ns}/extra")),
+        "{sync}"
+    );
+    assert!(
+        sync.stdout
+            .contains("0 created, 0 configured, 4 unchanged, 1 pruned, 0 failed"),
+        "{sync}"
+    );
+    assert!(cluster.configmap("extra").is_none(), "extra pruned");
+    assert!(
+        cluster.configmap("handmade").is_some(),
+        "handmade never pruned"
+    );
+    assert!(cluster.configmap("settings").is_some());
+    assert!(cluster
+        .get(&format!("/api/v1/namespaces/{ns}/services/web"))
+        .is_some());
+    assert!(cluster
+        .get(&format!("/api/v1/namespaces/{ns}/serviceaccounts/app"))
+        .is_some());
+    let parent = cluster.configmap("gitops-app").expect("parent");
+    assert_eq!(
+        annotation(&parent, "applyset.kubernetes.io/contains-group-kinds"),
+        Some("ConfigMap,Namespace,Service,ServiceAccount")
+    );
+    assert!(
+        !parent["data"]["members"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("extra"),
+        "{parent}"
+    );
+
+    // A second prune still leaves the handmade object alone; status shows it as Extraneous.
+    let sync = run(&["sync", "--prune"]);
+    assert_eq!(sync.code, 0, "{sync}");
+    assert!(
+        cluster.configmap("handmade").is_some(),
+        "handmade never pruned"
+    );
+    let status = run(&["status", "-o", "json"]);
+    assert_eq!(status.code, 1, "{status}");
+    let report: Value = serde_json::from_str(&status.stdout).expect("status json");
+    let extraneous: Vec<&Value> = report["objects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["sync"] == "Extraneous")
+        .collect();
+    assert_eq!(extraneous.len(), 1, "{report:#}");
+    assert_eq!(extraneous[0]["name"], "handmade");
+    let diff = run(&["diff"]);
+    assert_eq!(diff.code, 1, "{diff}");
+    assert!(
+        diff.stdout
+            .contains(&format!("Extraneous: ConfigMap/{ns}/handmade")),
+        "{diff}"
+    );
+}
+
+#[test]
+fn failing_apply_is_reported_and_nothing_is_pruned() {
+    let cluster = Cluster::new("fail");
+    let ns = cluster.namespace.clone();
+    let repo = Repo::init(&cluster.dir.path().join("repo"));
+    repo.write("app/namespace.yaml", &namespace_yaml(&ns));
+    repo.write("app/a.yaml", &configmap_yaml("a", &[("v", "1")]));
+    repo.write("app/b.yaml", &configmap_yaml("b", &[("v", "1")]));
+    repo.commit("v1");
+    let spec = repo.spec();
+    let sync = cluster.run(&["sync", "--repo", &spec, "--path", "app", "-n", &ns]);
+    assert_eq!(sync.code, 0, "{sync}");
+
+    // Drop b, change a, add an invalid Deployment (no selector).
+    repo.remove("app/b.yaml");
+    repo.write("app/a.yaml", &configmap_yaml("a", &[("v", "2")]));
+    repo.write(
+        "app/broken.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: broken\nspec:\n  replicas: 1\n  template:\n    metadata:\n      labels:\n        app: broken\n    spec:\n      containers:\n      - name: app\n        image: registry.invalid/app:1\n",
+    );
+    repo.commit("v2 with an invalid deployment");
+    let sync = cluster.run(&[
+        "sync", "--prune", "--repo", &spec, "--path", "app", "-n", &ns,
+    ]);
+    assert_eq!(sync.code, 1, "{sync}");
+    let failed = sync
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("failed Deployment/{ns}/broken")))
+        .unwrap_or_else(|| panic!("no failure line: {sync}"));
+    assert!(failed.contains("spec.selector: Required value"), "{failed}");
+    assert!(failed.contains("is invalid"), "{failed}");
+    assert!(
+        sync.stdout
+            .contains(&format!("configured ConfigMap/{ns}/a")),
+        "{sync}"
+    );
+    assert!(sync.stdout.contains("0 pruned, 1 failed"), "{sync}");
+    assert!(sync.stderr.contains("not pruning"), "{sync}");
+    assert_eq!(
+        cluster.configmap("a").expect("a")["data"]["v"],
+        "2",
+        "the others are applied"
+    );
+    assert!(cluster.configmap("b").is_some(), "nothing pruned");
+}
+
+#[test]
+fn hand_edits_are_drift_and_conflicts_name_the_manager() {
+    let cluster = Cluster::new("hand");
+    let ns = cluster.namespace.clone();
+    let repo = Repo::init(&cluster.dir.path().join("repo"));
+    standard_app(&repo, &ns);
+    let spec = repo.spec();
+    let args = ["--repo", spec.as_str(), "--path", "app", "-n", ns.as_str()];
+    let run = |cmd: &str, extra: &[&str]| {
+        let mut all = vec![cmd];
+        all.extend_from_slice(extra);
+        all.extend_from_slice(&args);
+        cluster.run(&all)
+    };
+    assert_eq!(run("sync", &[]).code, 0);
+
+    // A person adds a field Git does not declare: hand-made drift.
+    let path = format!("/api/v1/namespaces/{ns}/configmaps/extra?fieldManager=kubectl-patch");
+    let (code, body) = cluster.request(
+        "PATCH",
+        &path,
+        Some("application/merge-patch+json"),
+        &json!({"data": {"DEBUG": "true"}}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let diff = run("diff", &[]);
+    assert_eq!(diff.code, 1, "{diff}");
+    assert!(diff.stdout.contains("data.DEBUG"), "{diff}");
+    assert!(diff.stdout.contains("kubectl-patch"), "{diff}");
+    let status = run("status", &["-o", "json"]);
+    assert_eq!(status.code, 1, "{status}");
+    let report: Value = serde_json::from_str(&status.stdout).expect("json");
+    let extra = report["objects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["name"] == "extra")
+        .expect("extra row");
+    assert_eq!(extra["sync"], "OutOfSync", "{extra}");
+
+    // A person changes a declared field: sync conflicts and names the field and the manager.
+    let path = format!("/api/v1/namespaces/{ns}/configmaps/settings?fieldManager=kubectl-edit");
+    let (code, body) = cluster.request(
+        "PATCH",
+        &path,
+        Some("application/merge-patch+json"),
+        &json!({"data": {"LOG_LEVEL": "trace"}}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let sync = run("sync", &[]);
+    assert_eq!(sync.code, 1, "{sync}");
+    let failed = sync
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("failed ConfigMap/{ns}/settings")))
+        .unwrap_or_else(|| panic!("no conflict: {sync}"));
+    assert!(
+        failed.contains("kubectl-edit") && failed.contains(".data.LOG_LEVEL"),
+        "{failed}"
+    );
+    assert!(failed.contains("--force-conflicts"), "{failed}");
+    let sync = run("sync", &["--force-conflicts"]);
+    assert_eq!(sync.code, 0, "{sync}");
+    assert_eq!(
+        cluster.configmap("settings").expect("settings")["data"]["LOG_LEVEL"],
+        "info"
+    );
+}
+
+#[test]
+fn remote_repository_over_git_daemon_and_dry_runs() {
+    let cluster = Cluster::new("remote");
+    let ns = cluster.namespace.clone();
+    let base = cluster.dir.path().join("served");
+    let repo = Repo::init(&base.join("deploy"));
+    let v1 = standard_app(&repo, &ns);
+    let daemon = GitDaemon::start(&base);
+    let url = format!("git://127.0.0.1:{}/deploy", daemon.port);
+
+    // Dry runs change nothing.
+    let dry = cluster.run(&[
+        "sync",
+        "--dry-run",
+        "--repo",
+        &url,
+        "--path",
+        "app",
+        "-n",
+        &ns,
+    ]);
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(
+        dry.stdout.contains("5 created") && dry.stdout.contains("(dry run)"),
+        "{dry}"
+    );
+    assert!(cluster.configmap("settings").is_none());
+
+    let sync = cluster.run(&[
+        "sync",
+        "--wait",
+        "--timeout",
+        "30s",
+        "--repo",
+        &url,
+        "--path",
+        "app",
+        "-n",
+        &ns,
+    ]);
+    assert_eq!(sync.code, 0, "{sync}");
+    assert!(sync.stderr.contains("all 5 objects healthy"), "{sync}");
+    let settings = cluster.configmap("settings").expect("settings");
+    assert_eq!(
+        annotation(&settings, "kubectl-gitops.io/revision"),
+        Some(v1.as_str())
+    );
+    assert_eq!(
+        annotation(&settings, "kubectl-gitops.io/repo"),
+        Some(url.as_str())
+    );
+
+    // A new commit upstream: the cluster is one behind.
+    repo.write(
+        "app/settings.yaml",
+        &configmap_yaml("settings", &[("LOG_LEVEL", "warn"), ("REGION", "eu")]),
+    );
+    repo.commit("warn");
+    let status = cluster.run(&["status", "--repo", &url, "--path", "app", "-n", &ns]);
+    assert_eq!(status.code, 1, "{status}");
+    assert!(status.stdout.contains("(1 commit behind)"), "{status}");
+    assert!(status.stdout.contains("OutOfSync"), "{status}");
+
+    let server_dry = cluster.run(&[
+        "sync",
+        "--dry-run=server",
+        "--repo",
+        &url,
+        "--path",
+        "app",
+        "-n",
+        &ns,
+    ]);
+    assert_eq!(server_dry.code, 0, "{server_dry}");
+    assert!(server_dry.stdout.contains("1 configured"), "{server_dry}");
+    assert_eq!(
+        cluster.configmap("settings").expect("settings")["data"]["LOG_LEVEL"],
+        "info"
+    );
+}
