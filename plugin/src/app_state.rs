@@ -74,11 +74,21 @@ impl AppState {
     ) -> Result<AppState, AppStateError> {
         let resolved = source.resolve()?;
         let (client, namespace) = cluster.connect().await?;
+        AppState::load_with(resolved, client, &namespace).await
+    }
+
+    /// Discovers, renders and reads the live state with a given client (tests put a mock
+    /// behind it).
+    pub async fn load_with(
+        resolved: ResolvedSource,
+        client: kube::Client,
+        namespace: &str,
+    ) -> Result<AppState, AppStateError> {
         let rest = Rest { client };
         let discovery = Discovery::fetch(&rest.client).await?;
         let options = RenderOptions {
             scope: &ClusterScope(&discovery),
-            folder_namespace: Some(&namespace),
+            folder_namespace: Some(namespace),
         };
         let rendered = render_app(&resolved.repo, resolved.commit, &resolved.app, &options)
             .map_err(AppStateError::Render)?;

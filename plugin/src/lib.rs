@@ -10,6 +10,8 @@ pub mod completion_cmd;
 pub mod diff_cmd;
 pub mod exit;
 pub mod inventory;
+#[cfg(test)]
+mod mock_tests;
 pub mod output;
 pub mod render_cmd;
 pub mod source;

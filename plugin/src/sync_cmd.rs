@@ -154,7 +154,12 @@ fn phase_of(key: &ObjectKey, custom: &HashSet<(String, String)>, discovery: &Dis
 }
 
 async fn sync(args: &SyncArgs) -> anyhow::Result<u8> {
-    let mut state = AppState::load(&args.source, &args.cluster).await?;
+    let state = AppState::load(&args.source, &args.cluster).await?;
+    sync_state(args, state).await
+}
+
+/// Syncs an app whose state is loaded; returns the exit code.
+pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<u8> {
     let revision = state.rendered.provenance.revision.clone();
     if state.rendered.objects.is_empty() && !args.allow_empty {
         return Err(SyncError::EmptyRender { revision }.into());

@@ -1,0 +1,459 @@
+//! Kubernetes call sequences checked request by request: a `tower_test` mock stands in for the API
+//! server (as kube-rs does in `kube/src/mock_tests.rs`), answers from the captured discovery
+//! documents, and records method, path, query, headers and body for the assertions.
+
+use std::path::Path;
+use std::process::Command;
+
+use http::{Request, Response};
+use kube::client::Body;
+use kube::Client;
+use serde_json::{json, Value};
+
+use crate::app_state::AppState;
+use crate::cluster::{ClusterArgs, Discovery};
+use crate::source::SourceArgs;
+use crate::sync_cmd::{sync_state, SyncArgs};
+
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/discovery"
+);
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    uri: String,
+    content_type: String,
+    accept: String,
+    body: Value,
+}
+
+impl Seen {
+    fn line(&self) -> String {
+        format!("{} {}", self.method, self.uri)
+    }
+}
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// Answers every request with `respond` and returns what it saw once the client is gone.
+fn verifier(
+    mut handle: Handle,
+    respond: impl Fn(&Seen) -> (u16, Value) + Send + 'static,
+) -> tokio::task::JoinHandle<Vec<Seen>> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            let (method, uri) = (request.method().to_string(), request.uri().to_string());
+            let (content_type, accept) = {
+                let header = |name: &str| {
+                    request
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                (header("content-type"), header("accept"))
+            };
+            let bytes = request.into_body().collect_bytes().await.expect("body");
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let entry = Seen {
+                method,
+                uri,
+                content_type,
+                accept,
+                body,
+            };
+            let (code, answer) = respond(&entry);
+            seen.push(entry);
+            let response = Response::builder()
+                .status(code)
+                .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+                .expect("response");
+            send.send_response(response);
+        }
+        seen
+    })
+}
+
+fn fixture(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).expect("fixture");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn not_found() -> (u16, Value) {
+    (
+        404,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+    )
+}
+
+/// Answers discovery from the captured aggregated documents.
+fn discovery(seen: &Seen) -> Option<(u16, Value)> {
+    match (seen.method.as_str(), seen.uri.as_str()) {
+        ("GET", "/api") => Some((200, fixture("api.aggregated-v2.json"))),
+        ("GET", "/apis") => Some((200, fixture("apis.aggregated-v2.json"))),
+        _ => None,
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(output.status.success(), "git {args:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A repository with a folder app: a Namespace and a ConfigMap.
+fn repo() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp");
+    let path = dir.path();
+    git(path, &["init", "-q", "-b", "main"]);
+    git(path, &["config", "user.email", "t@example.invalid"]);
+    git(path, &["config", "user.name", "t"]);
+    std::fs::create_dir_all(path.join("app")).expect("mkdir");
+    std::fs::write(
+        path.join("app/a-namespace.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
+    )
+    .expect("write");
+    std::fs::write(
+        path.join("app/settings.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  LOG_LEVEL: info\n",
+    )
+    .expect("write");
+    git(path, &["add", "-A"]);
+    git(path, &["commit", "-q", "-m", "app"]);
+    let head = git(path, &["rev-parse", "HEAD"]);
+    (dir, head)
+}
+
+fn source(dir: &Path) -> SourceArgs {
+    SourceArgs {
+        app: None,
+        repo: Some(dir.display().to_string()),
+        revision: "HEAD".into(),
+        path: Some("app".into()),
+        cache_dir: None,
+    }
+}
+
+fn sync_args(dir: &Path) -> SyncArgs {
+    SyncArgs {
+        source: source(dir),
+        cluster: ClusterArgs {
+            kubeconfig: None,
+            context: None,
+            namespace: None,
+        },
+        force_conflicts: false,
+        force: false,
+        prune: true,
+        allow_empty: false,
+        dry_run: None,
+        wait: false,
+        timeout: std::time::Duration::from_secs(5),
+    }
+}
+
+async fn run_sync(
+    dir: &Path,
+    respond: impl Fn(&Seen) -> (u16, Value) + Send + 'static,
+) -> (u8, Vec<Seen>) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = verifier(handle, respond);
+    let client = Client::new(service, "default");
+    let args = sync_args(dir);
+    let resolved = args.source.resolve().expect("source");
+    let state = AppState::load_with(resolved, client, "shop")
+        .await
+        .expect("state");
+    let code = sync_state(&args, state).await.expect("sync");
+    let seen = server.await.expect("verifier");
+    (code, seen)
+}
+
+const SELECTOR: &str = "applyset.kubernetes.io%2Fpart-of%3D";
+
+#[tokio::test]
+async fn first_sync_discovers_lists_and_applies_in_phases() {
+    let (dir, head) = repo();
+    let (code, seen) = run_sync(dir.path(), |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        match seen.method.as_str() {
+            "GET" if seen.uri.contains("labelSelector") => {
+                (200, json!({"kind": "List", "items": []}))
+            }
+            "GET" => not_found(),
+            "POST" => (201, json!({"status": {"userInfo": {"username": "alice"}}})),
+            _ => (200, seen.body.clone()),
+        }
+    })
+    .await;
+    assert_eq!(code, 0);
+    let lines: Vec<String> = seen.iter().map(Seen::line).collect();
+    let id = gitops_shared::provenance::applyset_id(&gitops_shared::provenance::inventory_parent(
+        "app", "shop",
+    ));
+    let apply = "fieldManager=kubectl-gitops&force=false";
+    let parent =
+        "/api/v1/namespaces/shop/configmaps/gitops-app?fieldManager=kubectl-gitops&force=true";
+    assert_eq!(
+        lines,
+        [
+            "GET /api".to_owned(),
+            "GET /apis".to_owned(),
+            "GET /api/v1/namespaces/shop/configmaps/gitops-app".to_owned(),
+            format!("GET /api/v1/namespaces?labelSelector={SELECTOR}{id}"),
+            format!("GET /api/v1/namespaces/shop/configmaps?labelSelector={SELECTOR}{id}"),
+            "GET /api/v1/namespaces/shop".to_owned(),
+            "GET /api/v1/namespaces/shop/configmaps/settings".to_owned(),
+            "POST /apis/authentication.k8s.io/v1/selfsubjectreviews".to_owned(),
+            // Phase 0: the Namespace; then the inventory; then the rest.
+            format!("PATCH /api/v1/namespaces/shop?{apply}"),
+            format!("PATCH {parent}"),
+            format!("PATCH /api/v1/namespaces/shop/configmaps/settings?{apply}"),
+            format!("PATCH {parent}"),
+        ]
+    );
+    assert!(
+        seen[0].accept.contains("as=APIGroupDiscoveryList"),
+        "{:?}",
+        seen[0]
+    );
+    let patches: Vec<&Seen> = seen.iter().filter(|s| s.method == "PATCH").collect();
+    assert!(patches
+        .iter()
+        .all(|p| p.content_type == "application/apply-patch+yaml"));
+    let settings = &patches[2].body;
+    assert_eq!(
+        settings["metadata"]["annotations"]["kubectl-gitops.io/revision"],
+        json!(head)
+    );
+    assert_eq!(
+        settings["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "kubectl-gitops"
+    );
+    assert_eq!(
+        settings["metadata"]["labels"]["applyset.kubernetes.io/part-of"],
+        json!(id)
+    );
+    let inventory = &patches[3].body;
+    assert_eq!(
+        inventory["metadata"]["labels"]["applyset.kubernetes.io/id"],
+        json!(id)
+    );
+    assert_eq!(
+        inventory["metadata"]["annotations"]["kubectl-gitops.io/synced-by"],
+        "alice"
+    );
+    assert_eq!(
+        inventory["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
+        "ConfigMap,Namespace"
+    );
+    assert_eq!(
+        inventory["data"]["members"],
+        r#"[["","ConfigMap","shop","settings"],["","Namespace","","shop"]]"#
+    );
+}
+
+/// The objects and inventory a first sync left, as a LIST/GET would return them.
+async fn synced_cluster(dir: &Path) -> Vec<Seen> {
+    run_sync(dir, |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        match seen.method.as_str() {
+            "GET" if seen.uri.contains("labelSelector") => (200, json!({"items": []})),
+            "GET" => not_found(),
+            "POST" => (201, json!({})),
+            _ => (200, seen.body.clone()),
+        }
+    })
+    .await
+    .1
+    .into_iter()
+    .filter(|s| s.method == "PATCH")
+    .collect()
+}
+
+#[tokio::test]
+async fn a_no_op_resync_reads_and_sends_no_patch() {
+    let (dir, _) = repo();
+    let applied = synced_cluster(dir.path()).await;
+    let namespace = applied[0].body.clone();
+    let parent = applied[3].body.clone();
+    let settings = applied[2].body.clone();
+    let (code, seen) = run_sync(dir.path(), move |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        match (
+            seen.method.as_str(),
+            seen.uri.split('?').next().unwrap_or_default(),
+        ) {
+            ("GET", "/api/v1/namespaces/shop/configmaps/gitops-app") => (200, parent.clone()),
+            ("GET", "/api/v1/namespaces") => (200, json!({"items": [namespace.clone()]})),
+            ("GET", "/api/v1/namespaces/shop/configmaps") => {
+                (200, json!({"items": [settings.clone()]}))
+            }
+            ("POST", _) => (201, json!({})),
+            _ => (500, json!({"message": "unexpected"})),
+        }
+    })
+    .await;
+    assert_eq!(code, 0);
+    assert!(
+        seen.iter()
+            .all(|s| s.method != "PATCH" && s.method != "DELETE"),
+        "{seen:#?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|s| s.method == "GET").count(),
+        5,
+        "discovery, parent, two lists"
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_fails_the_object_and_prevents_the_prune() {
+    let (dir, _) = repo();
+    let applied = synced_cluster(dir.path()).await;
+    let namespace = applied[0].body.clone();
+    // The last inventory also lists a ConfigMap `old` that Git no longer declares.
+    let mut parent = applied[3].body.clone();
+    parent["data"]["members"] = json!(
+        r#"[["","ConfigMap","shop","old"],["","ConfigMap","shop","settings"],["","Namespace","","shop"]]"#
+    );
+    let mut old = applied[2].body.clone();
+    old["metadata"]["name"] = json!("old");
+    let mut drifted = applied[2].body.clone();
+    drifted["data"]["LOG_LEVEL"] = json!("trace");
+    let (code, seen) = run_sync(dir.path(), move |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        match (seen.method.as_str(), seen.uri.split('?').next().unwrap_or_default()) {
+            ("GET", "/api/v1/namespaces/shop/configmaps/gitops-app") => (200, parent.clone()),
+            ("GET", "/api/v1/namespaces") => (200, json!({"items": [namespace.clone()]})),
+            ("GET", "/api/v1/namespaces/shop/configmaps") => {
+                (200, json!({"items": [drifted.clone(), old.clone()]}))
+            }
+            ("PATCH", "/api/v1/namespaces/shop/configmaps/settings") => (
+                409,
+                json!({"kind": "Status", "status": "Failure", "reason": "Conflict", "code": 409,
+                    "message": "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.LOG_LEVEL"}),
+            ),
+            ("POST", _) => (201, json!({})),
+            _ => (200, seen.body.clone()),
+        }
+    })
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        seen.iter().all(|s| s.method != "DELETE"),
+        "nothing pruned: {seen:#?}"
+    );
+    let patched: Vec<String> = seen
+        .iter()
+        .filter(|s| s.method == "PATCH")
+        .map(Seen::line)
+        .collect();
+    assert_eq!(
+        patched,
+        ["PATCH /api/v1/namespaces/shop/configmaps/settings?fieldManager=kubectl-gitops&force=false"],
+        "only the drifted object; the inventory keeps its revision"
+    );
+}
+
+#[tokio::test]
+async fn prune_deletes_only_labelled_members_of_the_last_inventory() {
+    let (dir, _) = repo();
+    let applied = synced_cluster(dir.path()).await;
+    let namespace = applied[0].body.clone();
+    let settings = applied[2].body.clone();
+    let mut parent = applied[3].body.clone();
+    parent["data"]["members"] = json!(
+        r#"[["","ConfigMap","shop","gone"],["","ConfigMap","shop","relabelled"],["","ConfigMap","shop","settings"],["","Namespace","","shop"]]"#
+    );
+    let mut gone = settings.clone();
+    gone["metadata"]["name"] = json!("gone");
+    // In the inventory, but someone took it over: no longer labelled for the app.
+    let mut relabelled = settings.clone();
+    relabelled["metadata"]["name"] = json!("relabelled");
+    relabelled["metadata"]["labels"]["kubectl-gitops.io/app"] = json!("other");
+    // Labelled for the app, never in the inventory.
+    let mut handmade = settings.clone();
+    handmade["metadata"]["name"] = json!("handmade");
+    let (code, seen) = run_sync(dir.path(), move |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        match (seen.method.as_str(), seen.uri.split('?').next().unwrap_or_default()) {
+            ("GET", "/api/v1/namespaces/shop/configmaps/gitops-app") => (200, parent.clone()),
+            ("GET", "/api/v1/namespaces") => (200, json!({"items": [namespace.clone()]})),
+            ("GET", "/api/v1/namespaces/shop/configmaps") => (
+                200,
+                json!({"items": [settings.clone(), gone.clone(), relabelled.clone(), handmade.clone()]}),
+            ),
+            ("POST", _) => (201, json!({})),
+            ("DELETE", _) => (200, json!({"kind": "Status", "status": "Success"})),
+            _ => (200, seen.body.clone()),
+        }
+    })
+    .await;
+    assert_eq!(code, 0);
+    let deletes: Vec<&Seen> = seen.iter().filter(|s| s.method == "DELETE").collect();
+    assert_eq!(deletes.len(), 1, "{seen:#?}");
+    assert_eq!(deletes[0].uri, "/api/v1/namespaces/shop/configmaps/gone");
+    assert_eq!(deletes[0].body["propagationPolicy"], "Background");
+    let last = seen
+        .iter()
+        .rev()
+        .find(|s| s.method == "PATCH")
+        .expect("inventory written");
+    assert_eq!(
+        last.body["data"]["members"],
+        r#"[["","ConfigMap","shop","settings"],["","Namespace","","shop"]]"#
+    );
+}
+
+#[tokio::test]
+async fn legacy_discovery_when_aggregated_is_not_served() {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = verifier(handle, |seen| match seen.uri.as_str() {
+        "/api" => (200, fixture("api.json")),
+        "/apis" => (200, fixture("apis.json")),
+        "/api/v1" => (200, fixture("api-v1.json")),
+        "/apis/apps/v1" => (200, fixture("apis-apps-v1.json")),
+        "/apis/example.io/v1" => (200, fixture("apis-example.io-v1.json")),
+        _ => (200, json!({"kind": "APIResourceList", "resources": []})),
+    });
+    let client = Client::new(service, "default");
+    let discovery = Discovery::fetch(&client).await.expect("discovery");
+    drop(client);
+    let seen = server.await.expect("verifier");
+    assert_eq!(seen[1].uri, "/api/v1");
+    assert!(seen.iter().any(|s| s.uri == "/apis/apps/v1"));
+    let deployments = discovery
+        .resource("apps/v1", "Deployment")
+        .expect("deployments");
+    assert_eq!(deployments.plural, "deployments");
+    assert!(deployments.namespaced);
+    let namespaces = discovery.resource("v1", "Namespace").expect("namespaces");
+    assert!(!namespaces.namespaced);
+    assert_eq!(
+        deployments.object_url("ns", "web"),
+        "/apis/apps/v1/namespaces/ns/deployments/web"
+    );
+    // A group the server does not list is not served.
+    assert!(discovery.resource("example.io/v1", "Widget").is_err());
+}
