@@ -23,12 +23,21 @@
 //!   two roles: members of `system:masters` may do anything, everyone else may not write
 //!   cluster-scoped objects (403), which stands in for RBAC's `edit`;
 //! - CustomResourceDefinitions become Established at once.
-//! - SelfSubjectReview (`POST /apis/authentication.k8s.io/v1/selfsubjectreviews`).
+//! - SelfSubjectReview (`POST /apis/authentication.k8s.io/v1/selfsubjectreviews`);
+//! - validating admission webhooks registered by URL (see [`crate::admission`]): for every CREATE,
+//!   UPDATE (apply, merge patch, update) and DELETE that a stored ValidatingWebhookConfiguration's
+//!   rules, namespaceSelector and objectSelector match, an AdmissionReview v1 (object, oldObject,
+//!   userInfo, operation, dryRun, options with the field manager) is posted to
+//!   `clientConfig.url` over HTTPS trusting `caBundle` (plain `http://` is accepted too, which the
+//!   real server refuses); a denial becomes `admission webhook "<name>" denied the request: …`
+//!   with the webhook's code (at least 400), a failed call a 500 unless `failurePolicy: Ignore`.
 //!
 //! What it does not model: controllers (no Deployment ever gets a status, no Pod is created, no
 //! Service gets a clusterIP), defaulting (objects are stored as sent), schema validation beyond the
-//! checks above, admission webhooks and policies (ValidatingWebhookConfigurations are stored but
-//! never called), RBAC objects (roles are not evaluated), watches, field selectors, pagination,
+//! checks above, mutating webhooks, admission policies, webhooks referenced by `service`,
+//! `matchConditions`, `matchPolicy` (version conversion), admission of subresources, webhook calls
+//! in parallel (they run one after another, with the store locked, so a webhook must not call
+//! back into this server), RBAC objects (roles are not evaluated), watches, field selectors, pagination,
 //! subresources (status, scale), finalizers and graceful deletion, JSON patch, protobuf, TLS,
 //! structured-merge-diff's schema (all lists are atomic except lists of objects with a `name`
 //! key, and ports keyed by `containerPort`/`port` and `protocol`, which are merged by key).
@@ -42,6 +51,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
+
+use crate::admission::{call, review, rules_match, selector_matches, Attributes};
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -149,6 +160,7 @@ struct Store {
 #[derive(Debug, Default)]
 pub struct RequestLog {
     entries: Mutex<Vec<(String, String)>>,
+    admissions: Mutex<Vec<Value>>,
 }
 
 impl RequestLog {
@@ -166,6 +178,12 @@ impl RequestLog {
     /// Forgets what was logged.
     pub fn clear(&self) {
         lock(&self.entries).clear();
+        lock(&self.admissions).clear();
+    }
+
+    /// Every AdmissionReview sent to a webhook so far.
+    pub fn admission_reviews(&self) -> Vec<Value> {
+        lock(&self.admissions).clone()
     }
 }
 
@@ -635,16 +653,16 @@ impl Shared {
         match (method.as_str(), &target.name) {
             ("GET", Some(name)) => self.get(&target, name),
             ("GET", None) => self.list(&target, query.get("labelSelector").map(String::as_str).unwrap_or_default()),
-            ("POST", None) => self.create(&target, &query, &body),
-            ("PUT", Some(name)) => self.update(&target, name, &query, &body),
+            ("POST", None) => self.create(&target, &query, &body, &user),
+            ("PUT", Some(name)) => self.update(&target, name, &query, &body, &user),
             ("PATCH", Some(name)) if content_type.starts_with("application/apply-patch") => {
-                self.apply(&target, name, &query, &body)
+                self.apply(&target, name, &query, &body, &user)
             }
             ("PATCH", Some(name))
                 if content_type.starts_with("application/merge-patch+json")
                     || content_type.starts_with("application/strategic-merge-patch+json") =>
             {
-                self.merge_patch(&target, name, &query, &body)
+                self.merge_patch(&target, name, &query, &body, &user)
             }
             ("PATCH", Some(_)) => status(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -652,7 +670,7 @@ impl Shared {
                 format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/apply-patch+yaml (got {content_type:?})"),
                 json!({}),
             ),
-            ("DELETE", Some(name)) => self.delete(&target, name, &query),
+            ("DELETE", Some(name)) => self.delete(&target, name, &query, &user),
             _ => status(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
@@ -841,7 +859,13 @@ impl Shared {
         None
     }
 
-    fn create(&self, target: &Target, query: &HashMap<String, String>, body: &[u8]) -> Response {
+    fn create(
+        &self,
+        target: &Target,
+        query: &HashMap<String, String>,
+        body: &[u8],
+        user: &User,
+    ) -> Response {
         let mut object: Value = match serde_json::from_slice(body) {
             Ok(object) => object,
             Err(error) => {
@@ -879,6 +903,18 @@ impl Shared {
         stamp_new(&mut object, &self.next_rv());
         set_managed(&mut object, &manager, "Update", fields);
         post_process(&mut object, target);
+        if let Some(denied) = self.admit(
+            &store,
+            target,
+            "CREATE",
+            &name,
+            None,
+            Some(&object),
+            user,
+            query,
+        ) {
+            return denied;
+        }
         if !is_dry_run(query) {
             store.objects.insert(key, object.clone());
         }
@@ -891,6 +927,7 @@ impl Shared {
         name: &str,
         query: &HashMap<String, String>,
         body: &[u8],
+        user: &User,
     ) -> Response {
         let mut object: Value = match serde_json::from_slice(body) {
             Ok(object) => object,
@@ -929,6 +966,18 @@ impl Shared {
         let changed = changed_fields(&old, &object);
         carry_bookkeeping(&old, &mut object);
         take_ownership(&mut object, &manager, "Update", &changed);
+        if let Some(denied) = self.admit(
+            &store,
+            target,
+            "UPDATE",
+            name,
+            Some(&old),
+            Some(&object),
+            user,
+            query,
+        ) {
+            return denied;
+        }
         let response = self.commit(&mut store, key, &old, object, query);
         ok_json(StatusCode::OK, &response)
     }
@@ -939,6 +988,7 @@ impl Shared {
         name: &str,
         query: &HashMap<String, String>,
         body: &[u8],
+        user: &User,
     ) -> Response {
         let patch: Value = match serde_json::from_slice(body) {
             Ok(patch) => patch,
@@ -967,6 +1017,18 @@ impl Shared {
             .unwrap_or_else(|| "unknown".into());
         let changed = changed_fields(&old, &object);
         take_ownership(&mut object, &manager, "Update", &changed);
+        if let Some(denied) = self.admit(
+            &store,
+            target,
+            "UPDATE",
+            name,
+            Some(&old),
+            Some(&object),
+            user,
+            query,
+        ) {
+            return denied;
+        }
         let response = self.commit(&mut store, key, &old, object, query);
         ok_json(StatusCode::OK, &response)
     }
@@ -978,6 +1040,7 @@ impl Shared {
         name: &str,
         query: &HashMap<String, String>,
         body: &[u8],
+        user: &User,
     ) -> Response {
         let applied: Value = match serde_yaml::from_slice(body) {
             Ok(applied) => applied,
@@ -1021,6 +1084,18 @@ impl Shared {
                 stamp_new(&mut object, &self.next_rv());
                 set_managed(&mut object, &manager, "Apply", new_fields);
                 post_process(&mut object, target);
+                if let Some(denied) = self.admit(
+                    &store,
+                    target,
+                    "CREATE",
+                    name,
+                    None,
+                    Some(&object),
+                    user,
+                    query,
+                ) {
+                    return denied;
+                }
                 if !is_dry_run(query) {
                     store.objects.insert(key, object.clone());
                 }
@@ -1107,6 +1182,18 @@ impl Shared {
         });
         write_managed(&mut object, &entries);
         let old_stored = store.objects.get(&key).cloned().unwrap_or(old);
+        if let Some(denied) = self.admit(
+            &store,
+            target,
+            "UPDATE",
+            name,
+            Some(&old_stored),
+            Some(&object),
+            user,
+            query,
+        ) {
+            return denied;
+        }
         let response = self.commit(&mut store, key, &old_stored, object, query);
         ok_json(StatusCode::OK, &response)
     }
@@ -1146,12 +1233,159 @@ impl Shared {
         object
     }
 
-    fn delete(&self, target: &Target, name: &str, query: &HashMap<String, String>) -> Response {
+    /// Calls every registered ValidatingWebhookConfiguration webhook that matches, the way
+    /// kube-apiserver does; a denial (or a failed call under `failurePolicy: Fail`) becomes the
+    /// error response. Runs with the store locked: a webhook that calls back into this server
+    /// would deadlock (the gitops webhook reads Git, not the API).
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &self,
+        store: &Store,
+        target: &Target,
+        operation: &str,
+        name: &str,
+        old: Option<&Value>,
+        new: Option<&Value>,
+        user: &User,
+        query: &HashMap<String, String>,
+    ) -> Option<Response> {
+        if target.resource.group == "admissionregistration.k8s.io" {
+            return None;
+        }
+        let namespace_labels = if !target.resource.namespaced {
+            new.or(old)
+                .map(|o| o["metadata"]["labels"].clone())
+                .unwrap_or(Value::Null)
+        } else {
+            let key = (
+                String::new(),
+                "namespaces".to_owned(),
+                String::new(),
+                target.namespace.clone(),
+            );
+            store
+                .objects
+                .get(&key)
+                .map(|n| n["metadata"]["labels"].clone())
+                .unwrap_or(Value::Null)
+        };
+        let attributes = Attributes {
+            operation,
+            group: &target.resource.group,
+            version: &target.resource.version,
+            kind: &target.resource.kind,
+            resource: &target.resource.plural,
+            namespaced: target.resource.namespaced,
+            namespace: &target.namespace,
+            name,
+        };
+        for ((group, plural, _, _), configuration) in &store.objects {
+            if group != "admissionregistration.k8s.io"
+                || plural != "validatingwebhookconfigurations"
+            {
+                continue;
+            }
+            for webhook in configuration["webhooks"].as_array().into_iter().flatten() {
+                let webhook_name = webhook["name"].as_str().unwrap_or_default();
+                let object_labels_match = [new, old].into_iter().flatten().any(|o| {
+                    selector_matches(&webhook["objectSelector"], &o["metadata"]["labels"])
+                });
+                if !rules_match(webhook, &attributes)
+                    || !selector_matches(&webhook["namespaceSelector"], &namespace_labels)
+                    || !object_labels_match
+                {
+                    continue;
+                }
+                let Some(url) = webhook["clientConfig"]["url"].as_str() else {
+                    continue; // service references are not modelled
+                };
+                let uid = format!(
+                    "00000000-0000-4000-8000-{:012x}",
+                    self.resource_version.fetch_add(1, Ordering::SeqCst)
+                );
+                let body = review(
+                    &uid,
+                    &attributes,
+                    user,
+                    new,
+                    old,
+                    is_dry_run(query),
+                    query.get("fieldManager").map(String::as_str),
+                );
+                let timeout = std::time::Duration::from_secs(
+                    webhook["timeoutSeconds"].as_u64().unwrap_or(10),
+                );
+                let ca = webhook["clientConfig"]["caBundle"].as_str();
+                let answer = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(call(url, ca, &body, timeout))
+                });
+                lock(&self.log.admissions).push(body.clone());
+                let fail_open = webhook["failurePolicy"].as_str() == Some("Ignore");
+                let response = match answer {
+                    Ok(response) => response,
+                    Err(_) if fail_open => continue,
+                    Err(error) => {
+                        return Some(status(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "InternalError",
+                            format!("Internal error occurred: failed calling webhook \"{webhook_name}\": failed to call webhook: Post \"{url}\": {error}"),
+                            json!({"causes": [{"message": format!("failed calling webhook \"{webhook_name}\": {error}")}]}),
+                        ));
+                    }
+                };
+                let result = &response["response"];
+                if result["allowed"].as_bool() == Some(true) {
+                    continue;
+                }
+                let st = &result["status"];
+                let code = u16::try_from(st["code"].as_u64().unwrap_or(0).max(400)).unwrap_or(400);
+                let denied_by = format!("admission webhook \"{webhook_name}\" denied the request");
+                let message = match (st["message"].as_str(), st["reason"].as_str()) {
+                    (Some(m), _) if !m.is_empty() => format!("{denied_by}: {m}"),
+                    (_, Some(r)) if !r.is_empty() => format!("{denied_by}: {r}"),
+                    _ => format!("{denied_by} without explanation"),
+                };
+                let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+                let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": message, "reason": st["reason"].as_str().unwrap_or_default(),
+                    "details": st["details"].clone(), "code": code.as_u16()});
+                return Some(
+                    (
+                        code,
+                        [("content-type", "application/json")],
+                        body.to_string(),
+                    )
+                        .into_response(),
+                );
+            }
+        }
+        None
+    }
+
+    fn delete(
+        &self,
+        target: &Target,
+        name: &str,
+        query: &HashMap<String, String>,
+        user: &User,
+    ) -> Response {
         let mut store = lock(&self.store);
         let key = Shared::key(target, name);
         let Some(object) = store.objects.get(&key).cloned() else {
             return Shared::not_found(target, name);
         };
+        if let Some(denied) = self.admit(
+            &store,
+            target,
+            "DELETE",
+            name,
+            Some(&object),
+            None,
+            user,
+            query,
+        ) {
+            return denied;
+        }
         if !is_dry_run(query) {
             store.objects.remove(&key);
             if target.resource.group.is_empty() && target.resource.plural == "namespaces" {

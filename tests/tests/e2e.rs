@@ -523,3 +523,162 @@ fn remote_repository_over_git_daemon_and_dry_runs() {
         "info"
     );
 }
+
+/// A validating webhook for the test: denies objects labelled `deny: "yes"`, records every review.
+struct DenyingWebhook {
+    url: String,
+    reviews: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl DenyingWebhook {
+    fn start() -> DenyingWebhook {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let reviews = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = reviews.clone();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let app = axum::Router::new().route(
+            "/validate",
+            axum::routing::post(move |axum::Json(review): axum::Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    let request = &review["request"];
+                    let object = if request["object"].is_null() { &request["oldObject"] } else { &request["object"] };
+                    let deny = object["metadata"]["labels"]["deny"] == "yes";
+                    seen.lock().expect("lock").push(review.clone());
+                    let mut response = json!({"uid": request["uid"], "allowed": !deny});
+                    if deny {
+                        response["status"] = json!({"code": 403, "reason": "Forbidden",
+                            "message": "objects labelled deny=yes are not allowed"});
+                    }
+                    axum::Json(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}))
+                }
+            }),
+        );
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        DenyingWebhook {
+            url: format!("http://127.0.0.1:{port}/validate"),
+            reviews,
+            _runtime: runtime,
+        }
+    }
+}
+
+#[test]
+fn sync_through_a_validating_webhook() {
+    let cluster = Cluster::new("webhook");
+    if cluster.is_real() {
+        // A real API server cannot reach a plain-HTTP webhook on the test's loopback.
+        return;
+    }
+    let ns = cluster.namespace.clone();
+    let webhook = DenyingWebhook::start();
+    let configuration = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "deny"},
+        "webhooks": [{"name": "deny.example.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "clientConfig": {"url": webhook.url},
+            "rules": [{"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
+                "resources": ["configmaps"], "scope": "Namespaced"}],
+            "objectSelector": {"matchExpressions": [{"key": "app.kubernetes.io/managed-by", "operator": "Exists"}]}}]});
+    let (code, body) = cluster.request(
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        Some("application/json"),
+        &configuration,
+    );
+    assert_eq!(code, 200, "{body}");
+
+    let repo = Repo::init(&cluster.dir.path().join("repo"));
+    repo.write("app/namespace.yaml", &namespace_yaml(&ns));
+    repo.write("app/ok.yaml", &configmap_yaml("ok", &[("v", "1")]));
+    repo.write(
+        "app/denied.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: denied\n  labels:\n    deny: \"yes\"\ndata:\n  v: \"1\"\n",
+    );
+    let commit = repo.commit("one denied object");
+    let spec = repo.spec();
+    let sync = cluster.run(&["sync", "--repo", &spec, "--path", "app", "-n", &ns]);
+    assert_eq!(sync.code, 1, "{sync}");
+    let failed = sync
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("failed ConfigMap/{ns}/denied")))
+        .unwrap_or_else(|| panic!("no denial: {sync}"));
+    assert!(
+        failed.contains("admission webhook \"deny.example.io\" denied the request: objects labelled deny=yes are not allowed"),
+        "{failed}"
+    );
+    assert!(failed.contains("403"), "{failed}");
+    assert!(cluster.configmap("ok").is_some());
+    assert!(cluster.configmap("denied").is_none());
+
+    // What the webhook saw has the shape of the captured reviews.
+    let captured: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/admission/0005-CREATE-ConfigMap-app-config.json"
+        ))
+        .expect("fixture"),
+    )
+    .expect("json");
+    let reviews = webhook.reviews.lock().expect("lock").clone();
+    let ok = reviews
+        .iter()
+        .find(|r| r["request"]["name"] == "ok")
+        .expect("a review of ok");
+    let request = &ok["request"];
+    for key in captured["request"].as_object().expect("request").keys() {
+        assert!(request.get(key).is_some(), "missing {key} in {request:#}");
+    }
+    assert_eq!(ok["apiVersion"], captured["apiVersion"]);
+    assert_eq!(request["operation"], "CREATE");
+    assert_eq!(request["namespace"], json!(ns));
+    assert_eq!(request["userInfo"]["username"], "admin");
+    assert_eq!(request["options"]["kind"], "CreateOptions");
+    assert_eq!(request["options"]["fieldManager"], "kubectl-gitops");
+    assert_eq!(request["dryRun"], false);
+    assert_eq!(
+        request["kind"],
+        json!({"group": "", "version": "v1", "kind": "ConfigMap"})
+    );
+    assert_eq!(
+        request["object"]["metadata"]["annotations"]["kubectl-gitops.io/revision"],
+        json!(commit)
+    );
+
+    // Server-side dry runs reach the webhook with dryRun: true; the inventory parent is not
+    // matched (no managed-by label).
+    webhook.reviews.lock().expect("lock").clear();
+    repo.write("app/ok.yaml", &configmap_yaml("ok", &[("v", "2")]));
+    repo.commit("v2");
+    let dry = cluster.run(&[
+        "sync",
+        "--dry-run=server",
+        "--repo",
+        &spec,
+        "--path",
+        "app",
+        "-n",
+        &ns,
+    ]);
+    assert_eq!(dry.code, 1, "the denied object still fails: {dry}");
+    let reviews = webhook.reviews.lock().expect("lock").clone();
+    let update = reviews
+        .iter()
+        .find(|r| r["request"]["name"] == "ok")
+        .expect("a review of ok");
+    assert_eq!(update["request"]["operation"], "UPDATE");
+    assert_eq!(update["request"]["dryRun"], true);
+    assert_eq!(update["request"]["oldObject"]["data"]["v"], "1");
+    assert!(reviews.iter().all(|r| r["request"]["name"] != "gitops-app"));
+    assert_eq!(cluster.configmap("ok").expect("ok")["data"]["v"], "1");
+}
