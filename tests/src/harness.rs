@@ -134,6 +134,12 @@ impl Cluster {
 
     /// Runs the built `kubectl-gitops` with `args` and this cluster's kubeconfig.
     pub fn run(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().expect("kubectl-gitops runs");
+        Run::from(output)
+    }
+
+    /// The command [`Cluster::run`] runs, for starting it in the background.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
         command
             .args(args)
@@ -142,8 +148,7 @@ impl Cluster {
             .env_remove("KUBECONFIG")
             .env("GITOPS_CACHE_DIR", self.dir.path().join("cache"))
             .env("NO_COLOR", "1");
-        let output = command.output().expect("kubectl-gitops runs");
-        Run::from(output)
+        command
     }
 }
 

@@ -682,3 +682,79 @@ fn sync_through_a_validating_webhook() {
     assert!(reviews.iter().all(|r| r["request"]["name"] != "gitops-app"));
     assert_eq!(cluster.configmap("ok").expect("ok")["data"]["v"], "1");
 }
+
+#[test]
+fn wait_stops_early_when_an_object_is_degraded() {
+    let cluster = Cluster::new("wait");
+    if cluster.is_real() {
+        // A real controller decides the Deployment's status; this test plays the controller.
+        return;
+    }
+    let ns = cluster.namespace.clone();
+    let repo = Repo::init(&cluster.dir.path().join("repo"));
+    repo.write("app/namespace.yaml", &namespace_yaml(&ns));
+    repo.write("app/config.yaml", &configmap_yaml("config", &[("v", "1")]));
+    repo.write(
+        "app/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.invalid/web:1\n",
+    );
+    repo.commit("a deployment");
+    let spec = repo.spec();
+    let child = cluster
+        .command(&[
+            "sync",
+            "--wait",
+            "--timeout",
+            "60s",
+            "--repo",
+            &spec,
+            "--path",
+            "app",
+            "-n",
+            &ns,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sync starts");
+    let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/web");
+    let started = std::time::Instant::now();
+    while cluster.get(&path).is_none() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the Deployment never appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Let sync see it Progressing first, then act as the controller giving up.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = json!({"status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "unavailableReplicas": 1,
+        "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+            "message": "ReplicaSet \"web-5d4f\" has timed out progressing."}]}});
+    let (code, body) = cluster.request(
+        "PATCH",
+        &format!("{path}?fieldManager=kube-controller-manager"),
+        Some("application/merge-patch+json"),
+        &status,
+    );
+    assert_eq!(code, 200, "{body}");
+    let run = gitops_e2e::harness::Run::from(child.wait_with_output().expect("sync ends"));
+    assert_eq!(run.code, 1, "{run}");
+    assert!(started.elapsed().as_secs() < 30, "stopped early");
+    assert!(
+        run.stderr
+            .contains(&format!("Deployment/{ns}/web: Progressing")),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "Deployment/{ns}/web is Degraded: progress deadline exceeded"
+        )),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("ConfigMap/{ns}/config: Healthy")),
+        "{run}"
+    );
+}
