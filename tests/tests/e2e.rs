@@ -758,3 +758,65 @@ fn wait_stops_early_when_an_object_is_degraded() {
         "{run}"
     );
 }
+
+#[test]
+fn custom_resources_are_applied_once_their_crd_is_established() {
+    let cluster = Cluster::new("crd");
+    let ns = cluster.namespace.clone();
+    // A group of its own per run, so runs against a real cluster do not collide.
+    let group = format!("{ns}.example.io");
+    let repo = Repo::init(&cluster.dir.path().join("repo"));
+    repo.write("app/namespace.yaml", &namespace_yaml(&ns));
+    repo.write(
+        "app/crd.yaml",
+        &format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names:\n    plural: gadgets\n    singular: gadget\n    kind: Gadget\n    listKind: GadgetList\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            x-kubernetes-preserve-unknown-fields: true\n"
+        ),
+    );
+    repo.write(
+        "app/gadget.yaml",
+        &format!(
+            "apiVersion: {group}/v1\nkind: Gadget\nmetadata:\n  name: blue\nspec:\n  color: blue\n"
+        ),
+    );
+    repo.commit("a CRD and a custom resource");
+    let spec = repo.spec();
+    let sync = cluster.run(&["sync", "--repo", &spec, "--path", "app", "-n", &ns]);
+    // Cluster-scoped CRDs outlive the namespace: remove it whatever happens next.
+    let crd_path =
+        format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}");
+    let _cleanup = Defer(|| {
+        let _ = cluster.request("DELETE", &crd_path, None, &Value::Null);
+    });
+    assert_eq!(sync.code, 0, "{sync}");
+    assert!(
+        sync.stdout
+            .contains(&format!("created Gadget.{group}/{ns}/blue")),
+        "{sync}"
+    );
+    let gadget = cluster
+        .get(&format!("/apis/{group}/v1/namespaces/{ns}/gadgets/blue"))
+        .expect("the custom resource exists");
+    assert_eq!(gadget["spec"]["color"], "blue");
+    let again = cluster.run(&["sync", "--repo", &spec, "--path", "app", "-n", &ns]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again
+            .stdout
+            .contains("0 created, 0 configured, 3 unchanged"),
+        "{again}"
+    );
+    let status = cluster.run(&[
+        "status", "--repo", &spec, "--path", "app", "-n", &ns, "-o", "yaml",
+    ]);
+    assert_eq!(status.code, 0, "{status}");
+}
+
+/// Runs a closure when dropped.
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
