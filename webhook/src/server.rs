@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -61,7 +61,33 @@ fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
 }
 
-async fn validate(State(state): State<WebhookState>, body: Bytes) -> Response {
+fn too_large() -> Response {
+    let message = format!(
+        "the request body is larger than {} MiB, more than the API server sends for an UPDATE of two objects at its own 3 MiB limit",
+        BODY_LIMIT / (1024 * 1024)
+    );
+    tracing::warn!(%message, "review too large");
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Json(json!({"error": message})),
+    )
+        .into_response()
+}
+
+async fn validate(State(state): State<WebhookState>, request: Request) -> Response {
+    // Refuse an announced oversize body at once rather than after reading 8 MiB of it.
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|length| length > BODY_LIMIT) {
+        return too_large();
+    }
+    let body: Bytes = match axum::body::to_bytes(request.into_body(), BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(_) => return too_large(),
+    };
     let review: AdmissionReview = match serde_json::from_slice(&body) {
         Ok(review) => review,
         Err(error) => {

@@ -2,6 +2,8 @@
 //! of ../shared/fixtures/admission, and provenance stamped on their objects as a sync would.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod https;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -221,10 +223,15 @@ impl World {
     /// `extra` is appended to the configuration YAML.
     pub fn with_config(extra: &str) -> World {
         let repo = Repo::new();
+        let url = repo.url();
+        World::serving(repo, &url, extra)
+    }
+
+    /// A world whose repository is reached at `url` (a `git daemon`, say).
+    pub fn serving(repo: Repo, url: &str, extra: &str) -> World {
         let cache = tempfile::tempdir().unwrap();
         let text = format!(
-            "repositories:\n  - url: {}\n    branch: main\ncacheDir: {}\nmissFetchInterval: 0s\n{extra}",
-            repo.url(),
+            "repositories:\n  - url: {url}\n    branch: main\ncacheDir: {}\nmissFetchInterval: 0s\n{extra}",
             cache.path().display()
         );
         let config = Config::parse(&text, Path::new("test-config.yaml")).unwrap();
@@ -252,7 +259,8 @@ impl World {
             path: "apps/web".into(),
             folder_namespace: "demo".into(),
         };
-        self.store.render(&self.repo.url(), commit, &claim).unwrap()
+        let url = self.config.repositories[0].url.clone();
+        self.store.render(&url, commit, &claim).unwrap()
     }
 
     /// Stamps `object` with the provenance that a sync of `commit` gives the same object, the way
