@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand};
 use crate::exit;
 use crate::render_cmd::RenderArgs;
 
+#[path = "webhook_cmd.rs"]
+pub mod webhook_cmd;
+
 /// `kubectl gitops`: Git is the only way anything changes in the cluster.
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +45,8 @@ pub enum Command {
     /// Answer kubectl's plugin completion protocol (used by kubectl_complete-gitops).
     #[command(name = "__complete", hide = true)]
     Complete(crate::completion_cmd::CompleteArgs),
+    /// Install the admission webhook: print its manifests with a fresh certificate.
+    Webhook(webhook_cmd::WebhookArgs),
     /// Print the plugin's version.
     #[command(after_help = "Examples:\n  kubectl gitops version")]
     Version,
@@ -58,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => crate::status_cmd::run(&args),
         Command::Completion(args) => crate::completion_cmd::run(&args),
         Command::Complete(args) => crate::completion_cmd::run_complete(&args),
+        Command::Webhook(args) => webhook_cmd::run(&args),
         Command::Version => {
             println!("kubectl-gitops {}", env!("CARGO_PKG_VERSION"));
             Ok(exit::OK)
