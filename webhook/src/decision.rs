@@ -108,6 +108,12 @@ pub trait GitFacts {
         namespace: &str,
         name: &str,
     ) -> Option<HeadDeclaration>;
+    /// Decides from what is already in memory, without any Git or disk access, so the server can
+    /// answer on its event loop; `None` when some fact is not in memory (the server then decides
+    /// on a blocking thread).
+    fn decide_in_memory(&self, _request: &AdmissionRequest, _config: &Config) -> Option<Decision> {
+        None
+    }
 }
 
 /// How the decision came out, for metrics and logs.

@@ -2,6 +2,7 @@
 //! miss for an unknown commit (de-duplicated and rate-limited). When the remote is down the
 //! webhook keeps deciding from what the mirror holds.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -22,6 +23,17 @@ pub struct FetchStatus {
     pub last_error: Option<String>,
 }
 
+/// How many commit facts are remembered before starting over.
+const MAX_KNOWN_COMMITS: usize = 4096;
+
+/// Facts about commits, valid for one head.
+#[derive(Debug, Default)]
+struct CommitFacts {
+    head: Option<Oid>,
+    on_branch: HashMap<Oid, bool>,
+    ancestry: HashMap<(Oid, Oid), bool>,
+}
+
 /// A trusted repository's mirror.
 pub struct Mirror {
     /// The repository's URL, as in provenance annotations.
@@ -36,6 +48,9 @@ pub struct Mirror {
     /// Held while fetching: concurrent misses wait for the one fetch instead of starting more.
     fetching: Mutex<Option<Instant>>,
     status: Mutex<FetchStatus>,
+    /// Facts that only a fetch can change, kept in memory so a warm decision touches no disk:
+    /// the head, and which commits are on the branch at that head.
+    facts: Mutex<CommitFacts>,
     metrics: Arc<Metrics>,
 }
 
@@ -74,6 +89,7 @@ impl Mirror {
             cache_dir: cache_dir.to_owned(),
             miss_fetch_interval,
             handles: Mutex::new(vec![repo]),
+            facts: Mutex::new(CommitFacts::default()),
             fetching: Mutex::new(None),
             status: Mutex::new(FetchStatus::default()),
             metrics,
@@ -138,6 +154,9 @@ impl Mirror {
             Ok(()) => {
                 status.last_success = Some(SystemTime::now());
                 status.last_error = None;
+                if let Err(error) = self.read_head() {
+                    tracing::warn!(url = %self.url, %error, "cannot read the branch head after fetching");
+                }
                 tracing::debug!(url = %self.url, elapsed_ms = started.elapsed().as_millis() as u64, "fetched");
             }
             Err(error) => {
@@ -170,10 +189,73 @@ impl Mirror {
         self.with_repo(|r| r.has_commit(commit))
     }
 
-    /// The tracked branch's head.
+    /// The tracked branch's head, as of the last fetch.
     pub fn head(&self) -> Result<Option<Oid>> {
+        if let Some(head) = lock(&self.facts).head {
+            return Ok(Some(head));
+        }
+        self.read_head()
+    }
+
+    /// Reads the head from the mirror and, when it moved, forgets what was known at the old one.
+    fn read_head(&self) -> Result<Option<Oid>> {
         let branch = format!("refs/heads/{}", self.branch);
-        self.with_repo(|r| r.raw().refname_to_id(&branch).ok())
+        let head = self.with_repo(|r| r.raw().refname_to_id(&branch).ok())?;
+        let mut facts = lock(&self.facts);
+        if facts.head != head {
+            facts.head = head;
+            facts.on_branch.clear();
+        }
+        Ok(head)
+    }
+
+    /// The head as of the last fetch, if read already.
+    pub fn cached_head(&self) -> Option<Oid> {
+        lock(&self.facts).head
+    }
+
+    /// Whether `ancestor` is an ancestor of `descendant`, if already known.
+    pub fn cached_ancestry(&self, ancestor: Oid, descendant: Oid) -> Option<bool> {
+        if ancestor == descendant {
+            return Some(true);
+        }
+        lock(&self.facts)
+            .ancestry
+            .get(&(ancestor, descendant))
+            .copied()
+    }
+
+    /// Whether `commit` is reachable from the head (`None` when not known yet).
+    pub fn known_on_branch(&self, commit: Oid) -> Option<bool> {
+        lock(&self.facts).on_branch.get(&commit).copied()
+    }
+
+    /// Remembers whether `commit` is reachable from `head`, if `head` is still the head.
+    pub fn remember_on_branch(&self, commit: Oid, head: Oid, on_branch: bool) {
+        let mut facts = lock(&self.facts);
+        if facts.head == Some(head) {
+            if facts.on_branch.len() >= MAX_KNOWN_COMMITS {
+                facts.on_branch.clear();
+            }
+            facts.on_branch.insert(commit, on_branch);
+        }
+    }
+
+    /// Whether `ancestor` is an ancestor of `descendant` (or the same); cached, since history
+    /// never changes.
+    pub fn is_ancestor(&self, ancestor: Oid, descendant: Oid) -> Result<bool> {
+        if let Some(known) = lock(&self.facts).ancestry.get(&(ancestor, descendant)) {
+            return Ok(*known);
+        }
+        let answer = self.with_repo(|r| {
+            r.has_commit(ancestor) && r.is_ancestor(ancestor, descendant).unwrap_or(false)
+        })?;
+        let mut facts = lock(&self.facts);
+        if facts.ancestry.len() >= MAX_KNOWN_COMMITS {
+            facts.ancestry.clear();
+        }
+        facts.ancestry.insert((ancestor, descendant), answer);
+        Ok(answer)
     }
 
     /// The last fetch's outcome.

@@ -115,27 +115,56 @@ async fn validate(State(state): State<WebhookState>, request: Request) -> Respon
         let operation = request.operation.as_str();
         let kind = request.kind.kind.clone();
         let deadline = state.config.decision_deadline;
-        let (config, facts) = (state.config.clone(), state.facts.clone());
-        let task = tokio::task::spawn_blocking(move || decide(&request, &config, facts.as_ref()));
-        let decision = match tokio::time::timeout(deadline, task).await {
-            Ok(Ok(decision)) => decision,
-            Ok(Err(error)) => denied(format!("the webhook failed while deciding ({error}); try again")),
-            Err(_) => denied(format!(
-                "the webhook could not decide within {} ms (a Git fetch or render is slow); try again shortly",
-                deadline.as_millis()
-            )),
+        // Warm requests are decided from memory on the event loop; anything needing Git goes to
+        // a blocking thread, under the deadline.
+        let decision = match state.facts.decide_in_memory(&request, &state.config) {
+            Some(decision) => decision,
+            None => decide_blocking(&state, request, deadline).await,
         };
         let seconds = started.elapsed().as_secs_f64();
-        state.metrics.review(operation, &kind, decision.outcome.label(), seconds);
+        state
+            .metrics
+            .review(operation, &kind, decision.outcome.label(), seconds);
         match decision.outcome {
-            Outcome::Denied => tracing::info!(decision = "denied", message = decision.message(), elapsed_us = (seconds * 1e6) as u64, "review"),
-            Outcome::BreakGlass => tracing::warn!(decision = "break-glass", message = decision.message(), "review"),
-            Outcome::Allowed(reason) => tracing::debug!(decision = "allowed", reason, elapsed_us = (seconds * 1e6) as u64, "review"),
+            Outcome::Denied => tracing::info!(
+                decision = "denied",
+                message = decision.message(),
+                elapsed_us = (seconds * 1e6) as u64,
+                "review"
+            ),
+            Outcome::BreakGlass => tracing::warn!(
+                decision = "break-glass",
+                message = decision.message(),
+                "review"
+            ),
+            Outcome::Allowed(reason) => tracing::debug!(
+                decision = "allowed",
+                reason,
+                elapsed_us = (seconds * 1e6) as u64,
+                "review"
+            ),
         }
         Json(response(&uid, &decision.verdict)).into_response()
     }
     .instrument(span)
     .await
+}
+
+async fn decide_blocking(
+    state: &WebhookState,
+    request: crate::review::AdmissionRequest,
+    deadline: Duration,
+) -> Decision {
+    let (config, facts) = (state.config.clone(), state.facts.clone());
+    let task = tokio::task::spawn_blocking(move || decide(&request, &config, facts.as_ref()));
+    match tokio::time::timeout(deadline, task).await {
+        Ok(Ok(decision)) => decision,
+        Ok(Err(error)) => denied(format!("the webhook failed while deciding ({error}); try again")),
+        Err(_) => denied(format!(
+            "the webhook could not decide within {} ms (a Git fetch or render is slow); try again shortly",
+            deadline.as_millis()
+        )),
+    }
 }
 
 fn denied(message: String) -> Decision {

@@ -14,11 +14,14 @@ use gitops_shared::render::{load_app_file, render_app, RenderOptions};
 use gitops_shared::scope::BuiltinScope;
 
 use crate::config::Config;
-use crate::decision::{AppClaim, CommitPlace, Desired, FactError, GitFacts, HeadDeclaration};
+use crate::decision::{
+    decide, AppClaim, CommitPlace, Decision, Desired, FactError, GitFacts, HeadDeclaration,
+};
 use crate::error::Result;
 use crate::index::HeadIndex;
 use crate::metrics::Metrics;
 use crate::mirror::{error_chain, lock, Mirror};
+use crate::review::AdmissionRequest;
 
 /// A render cache key: a commit never changes, so an entry never goes stale.
 type CacheKey = (String, String, AppClaim);
@@ -115,18 +118,42 @@ impl GitStore {
             .insert(mirror.url.clone(), (head, Arc::new(index)));
     }
 
+    /// A cached render. Apps of the app file render the same for every namespace, so they are
+    /// kept once, under an empty namespace; folder apps per namespace.
+    fn cached_render(&self, repo: &str, commit: &str, claim: &AppClaim) -> Option<Arc<Desired>> {
+        let key = (repo.to_owned(), commit.to_owned(), claim.clone());
+        let shared_key = (
+            repo.to_owned(),
+            commit.to_owned(),
+            AppClaim {
+                folder_namespace: String::new(),
+                ..claim.clone()
+            },
+        );
+        let mut cache = lock(&self.cache);
+        let hit = match cache.get(&key) {
+            Some(hit) => Some(hit.clone()),
+            None => cache.get(&shared_key).cloned(),
+        };
+        if hit.is_some() {
+            self.metrics.cache(true);
+        }
+        hit
+    }
+
     fn mirror(&self, repo: &str) -> Result<&Arc<Mirror>, FactError> {
         self.mirrors
             .get(repo)
             .ok_or_else(|| FactError::Failed(format!("repository {repo} is not trusted")))
     }
 
+    /// Renders without the cache; also says whether the app comes from the app file.
     fn render_uncached(
         &self,
         mirror: &Mirror,
         commit: Oid,
         claim: &AppClaim,
-    ) -> Result<Desired, FactError> {
+    ) -> Result<(Desired, bool), FactError> {
         let rendered = mirror
             .with_repo(|repo| {
                 let file = load_app_file(repo, commit)?;
@@ -146,7 +173,8 @@ impl GitStore {
             | gitops_shared::Error::NoAppSelected(_) => FactError::AppGone(error_chain(&error)),
             other => FactError::Failed(error_chain(&other)),
         })?;
-        Ok(Desired {
+        let from_app_file = rendered.app.from_app_file;
+        let desired = Desired {
             commit: commit.to_string(),
             app: rendered.app.name.clone(),
             objects: rendered
@@ -154,7 +182,73 @@ impl GitStore {
                 .into_iter()
                 .map(|o| (o.key(), o.object))
                 .collect(),
-        })
+        };
+        Ok((desired, from_app_file))
+    }
+}
+
+/// The store's facts from memory only: a miss is recorded instead of touching Git.
+struct MemoryOnly<'a> {
+    store: &'a GitStore,
+    missed: std::cell::Cell<bool>,
+}
+
+impl MemoryOnly<'_> {
+    fn miss<T>(&self) -> Result<T, FactError> {
+        self.missed.set(true);
+        Err(FactError::Failed("not in memory".to_owned()))
+    }
+}
+
+impl GitFacts for MemoryOnly<'_> {
+    fn locate(&self, repo: &str, commit: &str) -> Result<CommitPlace, FactError> {
+        let mirror = self.store.mirror(repo)?;
+        match mirror.known_on_branch(parse_oid(commit)?) {
+            Some(true) => Ok(CommitPlace::OnBranch),
+            Some(false) => Ok(CommitPlace::NotOnBranch),
+            None => self.miss(),
+        }
+    }
+
+    fn head(&self, repo: &str) -> Result<String, FactError> {
+        match self.store.mirror(repo)?.cached_head() {
+            Some(head) => Ok(head.to_string()),
+            None => self.miss(),
+        }
+    }
+
+    fn is_ancestor(&self, repo: &str, ancestor: &str, descendant: &str) -> Result<bool, FactError> {
+        let mirror = self.store.mirror(repo)?;
+        match mirror.cached_ancestry(parse_oid(ancestor)?, parse_oid(descendant)?) {
+            Some(answer) => Ok(answer),
+            None => self.miss(),
+        }
+    }
+
+    fn render(
+        &self,
+        repo: &str,
+        commit: &str,
+        claim: &AppClaim,
+    ) -> Result<Arc<Desired>, FactError> {
+        match self.store.cached_render(repo, commit, claim) {
+            Some(desired) => Ok(desired),
+            None => self.miss(),
+        }
+    }
+
+    fn head_declaration(&self, key: &ObjectKey) -> Option<HeadDeclaration> {
+        self.store.head_declaration(key)
+    }
+
+    fn scale_parent(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<HeadDeclaration> {
+        self.store.scale_parent(group, resource, namespace, name)
     }
 }
 
@@ -166,6 +260,13 @@ impl GitFacts for GitStore {
     fn locate(&self, repo: &str, commit: &str) -> Result<CommitPlace, FactError> {
         let mirror = self.mirror(repo)?;
         let oid = parse_oid(commit)?;
+        if let Some(on_branch) = mirror.known_on_branch(oid) {
+            return Ok(if on_branch {
+                CommitPlace::OnBranch
+            } else {
+                CommitPlace::NotOnBranch
+            });
+        }
         let failed = |e: crate::error::Error| FactError::Failed(error_chain(&e));
         if !mirror.has_commit_or_fetch(oid).map_err(failed)? {
             return Ok(CommitPlace::Unknown);
@@ -173,10 +274,8 @@ impl GitFacts for GitStore {
         let head = mirror.head().map_err(failed)?.ok_or_else(|| {
             FactError::Failed(format!("branch {} does not exist in {repo}", mirror.branch))
         })?;
-        let on_branch = mirror
-            .with_repo(|r| r.is_ancestor(oid, head))
-            .map_err(failed)?
-            .map_err(|e| FactError::Failed(error_chain(&e)))?;
+        let on_branch = mirror.is_ancestor(oid, head).map_err(failed)?;
+        mirror.remember_on_branch(oid, head, on_branch);
         // A fetch may have moved the head: keep the index in step.
         self.reindex(mirror);
         Ok(if on_branch {
@@ -201,16 +300,9 @@ impl GitFacts for GitStore {
     fn is_ancestor(&self, repo: &str, ancestor: &str, descendant: &str) -> Result<bool, FactError> {
         let mirror = self.mirror(repo)?;
         let (a, d) = (parse_oid(ancestor)?, parse_oid(descendant)?);
+        // An ancestor the mirror does not hold cannot be an ancestor of a commit on the branch.
         mirror
-            .with_repo(|r| {
-                if !r.has_commit(a) {
-                    // An ancestor the mirror does not hold cannot be an ancestor of a commit on
-                    // the branch.
-                    return Ok(false);
-                }
-                r.is_ancestor(a, d)
-            })
-            .map_err(|e| FactError::Failed(error_chain(&e)))?
+            .is_ancestor(a, d)
             .map_err(|e| FactError::Failed(error_chain(&e)))
     }
 
@@ -220,16 +312,37 @@ impl GitFacts for GitStore {
         commit: &str,
         claim: &AppClaim,
     ) -> Result<Arc<Desired>, FactError> {
-        let key = (repo.to_owned(), commit.to_owned(), claim.clone());
-        if let Some(hit) = lock(&self.cache).get(&key) {
-            self.metrics.cache(true);
-            return Ok(hit.clone());
+        if let Some(hit) = self.cached_render(repo, commit, claim) {
+            return Ok(hit);
         }
         self.metrics.cache(false);
         let mirror = self.mirror(repo)?;
-        let desired = Arc::new(self.render_uncached(mirror, parse_oid(commit)?, claim)?);
+        let (desired, from_app_file) = self.render_uncached(mirror, parse_oid(commit)?, claim)?;
+        let desired = Arc::new(desired);
+        let namespace = if from_app_file {
+            String::new()
+        } else {
+            claim.folder_namespace.clone()
+        };
+        let key = (
+            repo.to_owned(),
+            commit.to_owned(),
+            AppClaim {
+                folder_namespace: namespace,
+                ..claim.clone()
+            },
+        );
         lock(&self.cache).put(key, desired.clone());
         Ok(desired)
+    }
+
+    fn decide_in_memory(&self, request: &AdmissionRequest, config: &Config) -> Option<Decision> {
+        let memory = MemoryOnly {
+            store: self,
+            missed: std::cell::Cell::new(false),
+        };
+        let decision = decide(request, config, &memory);
+        (!memory.missed.get()).then_some(decision)
     }
 
     fn head_declaration(&self, key: &ObjectKey) -> Option<HeadDeclaration> {
