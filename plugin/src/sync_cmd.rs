@@ -170,23 +170,14 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
     } else {
         DryRun::No
     };
-    let writes = dry_run != Some(DryRunMode::Client);
     let app = state.rendered.app.name.clone();
     let namespace = state.rendered.namespace.clone();
     let applyset = state.rendered.applyset.clone();
     let desired_keys: BTreeSet<ObjectKey> =
         state.rendered.objects.iter().map(|o| o.key()).collect();
     let previous = state.inventory.clone().unwrap_or_default();
-    let user = if writes && dry_run.is_none() {
-        state
-            .rest
-            .whoami()
-            .await
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    // Asked only when the inventory is written, so a no-op resync costs no extra request.
+    let mut user: Option<String> = None;
 
     // Record new members before applying them, so an interrupted sync leaves no orphan behind.
     let mut inventory = Inventory {
@@ -222,7 +213,7 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
         }
         if phase > 0 && pre_write {
             inventory.synced_at = now_rfc3339();
-            inventory.synced_by = user.clone();
+            inventory.synced_by = who(&state, &mut user).await;
             write_parent(&state, &inventory, &app, &namespace, &applyset).await?;
             pre_write = false;
         }
@@ -318,7 +309,7 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
         && inventory.same_content(&final_inventory);
     if dry_run.is_none() && !unchanged_parent {
         final_inventory.synced_at = now_rfc3339();
-        final_inventory.synced_by = user;
+        final_inventory.synced_by = who(&state, &mut user).await;
         write_parent(&state, &final_inventory, &app, &namespace, &applyset).await?;
     }
 
@@ -330,6 +321,20 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
         return wait_healthy(&state, &outcomes, args.timeout).await;
     }
     Ok(exit::OK)
+}
+
+/// Who runs the sync: what the cluster says (SelfSubjectReview), else `$USER`; asked once.
+async fn who(state: &AppState, user: &mut Option<String>) -> String {
+    if user.is_none() {
+        let name = state
+            .rest
+            .whoami()
+            .await
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_default();
+        *user = Some(name);
+    }
+    user.clone().unwrap_or_default()
 }
 
 async fn write_parent(

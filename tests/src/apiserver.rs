@@ -52,7 +52,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use crate::admission::{call, review, rules_match, selector_matches, Attributes};
+use crate::admission::{call, review, rules_match, selector_matches, Attributes, CallError};
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -1316,8 +1316,20 @@ impl Shared {
                     webhook["timeoutSeconds"].as_u64().unwrap_or(10),
                 );
                 let ca = webhook["clientConfig"]["caBundle"].as_str();
-                let answer = tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(call(url, ca, &body, timeout))
+                // On a runtime of its own: this server's workers may all be waiting for the store.
+                let answer = std::thread::scope(|scope| {
+                    scope
+                        .spawn(|| {
+                            tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .map_err(|e| CallError::Transport(e.to_string()))
+                                .and_then(|runtime| runtime.block_on(call(url, ca, &body, timeout)))
+                        })
+                        .join()
+                        .unwrap_or_else(|_| {
+                            Err(CallError::Transport("webhook client panicked".into()))
+                        })
                 });
                 lock(&self.log.admissions).push(body.clone());
                 let fail_open = webhook["failurePolicy"].as_str() == Some("Ignore");

@@ -820,3 +820,58 @@ impl<F: FnMut()> Drop for Defer<F> {
         (self.0)();
     }
 }
+
+#[test]
+fn a_no_op_resync_of_a_thousand_objects_sends_no_patch() {
+    let cluster = Cluster::new("thousand");
+    let Some(server) = &cluster.server else {
+        return; // counting requests needs the test API server
+    };
+    let ns = cluster.namespace.clone();
+    let repo = Repo::init(&cluster.dir.path().join("repo"));
+    repo.write("app/namespace.yaml", &namespace_yaml(&ns));
+    let mut text = String::new();
+    for i in 0..1000 {
+        text.push_str("---\n");
+        text.push_str(&configmap_yaml(
+            &format!("config-{i:04}"),
+            &[("index", &i.to_string())],
+        ));
+    }
+    repo.write("app/configs.yaml", &text);
+    repo.commit("1000 configmaps");
+    let spec = repo.spec();
+    let args = [
+        "sync",
+        "--repo",
+        spec.as_str(),
+        "--path",
+        "app",
+        "-n",
+        ns.as_str(),
+    ];
+    let first = cluster.run(&args);
+    assert_eq!(first.code, 0, "{first}");
+    assert!(
+        first.stdout.contains("1001 created"),
+        "{}",
+        first.stdout.lines().last().unwrap_or_default()
+    );
+    server.requests().clear();
+    let again = cluster.run(&args);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again.stdout.contains("1001 unchanged"),
+        "{}",
+        again.stdout.lines().last().unwrap_or_default()
+    );
+    let requests = server.requests().all();
+    assert!(
+        requests.iter().all(|(method, _)| method == "GET"),
+        "{requests:?}"
+    );
+    assert!(
+        requests.len() <= 5,
+        "discovery, parent and one list per resource: {requests:?}"
+    );
+}
