@@ -140,11 +140,24 @@ impl Cluster {
 
     /// The command [`Cluster::run`] runs, for starting it in the background.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_with(&self.kubeconfig, args)
+    }
+
+    /// Runs the binary with another kubeconfig (another identity).
+    pub fn run_with(&self, kubeconfig: &Path, args: &[&str]) -> Run {
+        let output = self
+            .command_with(kubeconfig, args)
+            .output()
+            .expect("kubectl-gitops runs");
+        Run::from(output)
+    }
+
+    fn command_with(&self, kubeconfig: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
         command
             .args(args)
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .arg(kubeconfig)
             .env_remove("KUBECONFIG")
             .env("GITOPS_CACHE_DIR", self.dir.path().join("cache"))
             .env("NO_COLOR", "1");

@@ -875,3 +875,72 @@ fn a_no_op_resync_of_a_thousand_objects_sends_no_patch() {
         "discovery, parent and one list per resource: {requests:?}"
     );
 }
+
+#[test]
+fn identities_come_from_bearer_tokens() {
+    let cluster = Cluster::new("auth");
+    let Some(server) = &cluster.server else {
+        return; // the tokens are the test API server's
+    };
+    let ns = cluster.namespace.clone();
+    let repo = Repo::init(&cluster.dir.path().join("repo"));
+    repo.write("app/namespace.yaml", &namespace_yaml(&ns));
+    repo.write(
+        "app/settings.yaml",
+        &configmap_yaml("settings", &[("v", "1")]),
+    );
+    repo.commit("v1");
+    let spec = repo.spec();
+    let args = [
+        "sync",
+        "--repo",
+        spec.as_str(),
+        "--path",
+        "app",
+        "-n",
+        ns.as_str(),
+    ];
+
+    // An unknown token: the server says Unauthorized, the command fails with exit 2.
+    let stranger = cluster.dir.path().join("stranger");
+    std::fs::write(&stranger, server.kubeconfig("no-such-token", "default")).expect("kubeconfig");
+    let run = cluster.run_with(&stranger, &args);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("Unauthorized"), "{run}");
+
+    // The admin creates the namespace; alice (edit) may not change it, but may change the rest.
+    assert_eq!(cluster.run(&args).code, 0);
+    repo.write(
+        "app/namespace.yaml",
+        &format!("{}  labels:\n    team: shop\n", namespace_yaml(&ns)),
+    );
+    repo.write(
+        "app/settings.yaml",
+        &configmap_yaml("settings", &[("v", "2")]),
+    );
+    repo.commit("v2");
+    let alice = cluster.dir.path().join("alice");
+    std::fs::write(&alice, server.kubeconfig("alice-token", "default")).expect("kubeconfig");
+    let run = cluster.run_with(&alice, &args);
+    assert_eq!(run.code, 1, "{run}");
+    let failed = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("failed Namespace/{ns}")))
+        .unwrap_or_else(|| panic!("no failure: {run}"));
+    assert!(
+        failed.contains("User \"alice\" cannot patch resource \"namespaces\""),
+        "{failed}"
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("configured ConfigMap/{ns}/settings")),
+        "{run}"
+    );
+    let parent = cluster.configmap("gitops-app").expect("parent");
+    assert_eq!(
+        annotation(&parent, "kubectl-gitops.io/synced-by"),
+        Some("admin"),
+        "not rewritten after a failure"
+    );
+}
