@@ -265,6 +265,7 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
     let (cert2, key2, der2) = pki.serving();
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicUsize::new(0));
+    let saw_new = Arc::new(AtomicBool::new(false));
     let load = {
         let (stop, failures, client, body) = (
             stop.clone(),
@@ -272,10 +273,11 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
             client.clone(),
             review_json(&forward),
         );
+        let (saw_new, der2) = (saw_new.clone(), der2.clone());
         tokio::spawn(async move {
             let mut seen = Vec::new();
             let mut requests = 0usize;
-            while !stop.load(Ordering::SeqCst) && requests < 5_000 {
+            while !stop.load(Ordering::SeqCst) && requests < 50_000 {
                 // A new connection every 5 requests: rotation applies to new handshakes.
                 let mut connection = match Connection::open(address, client.clone()).await {
                     Ok(c) => c,
@@ -286,6 +288,9 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
                 };
                 if seen.last() != Some(&connection.peer_certificate) {
                     seen.push(connection.peer_certificate.clone());
+                }
+                if connection.peer_certificate == der2 {
+                    saw_new.store(true, Ordering::SeqCst);
                 }
                 for _ in 0..5 {
                     requests += 1;
@@ -302,7 +307,12 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     secret.write(&cert2, &key2);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !saw_new.load(Ordering::SeqCst) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Keep the load on a little longer with the new certificate.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::SeqCst);
     let (seen, requests) = load.await.unwrap();
     assert_eq!(
