@@ -4,6 +4,17 @@
 //! [`decision::decide`] is the pure heart (the eight rules of DESIGN.md); [`store::GitStore`]
 //! answers its questions from Git mirrors and a bounded render cache; [`server`] parses
 //! AdmissionReviews over TLS and wraps the answers.
+//!
+//! Choices worth knowing:
+//! - Folder apps (not listed in `gitops.yaml`) carry no namespace in Git; they are rendered for
+//!   the incoming object's own namespace, as the plugin rendered them for the namespace it synced.
+//! - The head index covers the apps of each tracked branch's `gitops.yaml`. A DELETE of a folder
+//!   app's object is checked by rendering the claimed app at the head; a Scale of a folder app's
+//!   object is not recognised as managed (a Scale carries no labels) and passes.
+//! - Exempt identities may change what Git does not declare, and are not blamed for drift that
+//!   the old object already had; what they change must still agree with Git where Git declares it.
+//! - Warm requests (commit facts and renders in memory) are decided on the event loop; anything
+//!   needing Git runs on a blocking thread under `decisionDeadline`.
 #![warn(missing_docs)]
 // `gitops_shared::Error` is large; closures that hand it through to be mapped are not hot paths.
 #![allow(clippy::result_large_err)]
