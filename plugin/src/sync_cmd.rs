@@ -220,12 +220,21 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
         if phase == 1 {
             // Custom resources need their CRD Established and discovery to know their resource.
             wait_established(&state, &custom, args.timeout, dry_run.is_some()).await?;
-            if batch
-                .iter()
-                .any(|(_, o)| state.discovery.resource_of(o).is_err())
-                && dry_run.is_none()
+            // A real API server may serve a new CRD's resource a moment after Established.
+            let deadline = Instant::now() + args.timeout.min(Duration::from_secs(30));
+            while dry_run.is_none()
+                && batch
+                    .iter()
+                    .any(|(_, o)| state.discovery.resource_of(o).is_err())
             {
                 state.discovery = Discovery::fetch(&state.rest.client).await?;
+                let known = batch
+                    .iter()
+                    .all(|(_, o)| state.discovery.resource_of(o).is_ok());
+                if known || Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
         let state_ref = &state;
