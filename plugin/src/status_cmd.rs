@@ -334,3 +334,101 @@ pub fn write_table(out: &mut dyn Write, report: &StatusReport) -> std::io::Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(
+        kind: &str,
+        name: &str,
+        sync: SyncStatus,
+        health: HealthStatus,
+        reason: &str,
+    ) -> ObjectStatus {
+        ObjectStatus {
+            kind: kind.into(),
+            group: String::new(),
+            namespace: if kind == "Namespace" {
+                String::new()
+            } else {
+                "shop".into()
+            },
+            name: name.into(),
+            sync,
+            fields: if sync == SyncStatus::OutOfSync {
+                vec!["data.LOG_LEVEL".into()]
+            } else {
+                Vec::new()
+            },
+            health,
+            health_reason: reason.into(),
+            revision: if sync == SyncStatus::Missing {
+                String::new()
+            } else {
+                "a".repeat(40)
+            },
+        }
+    }
+
+    #[test]
+    fn table_like_kubectl() {
+        let report = StatusReport {
+            app: "shop".into(),
+            namespace: "shop".into(),
+            repo: "https://git.example/deploy.git".into(),
+            path: "apps/shop".into(),
+            head: "b".repeat(40),
+            cluster_revision: Some("a".repeat(40)),
+            synced_at: Some("2026-11-26T17:00:00Z".into()),
+            synced_by: Some("alice".into()),
+            behind: Some(2),
+            objects: vec![
+                row(
+                    "Namespace",
+                    "shop",
+                    SyncStatus::Synced,
+                    HealthStatus::Healthy,
+                    "",
+                ),
+                row(
+                    "ConfigMap",
+                    "settings",
+                    SyncStatus::OutOfSync,
+                    HealthStatus::Healthy,
+                    "",
+                ),
+                row(
+                    "Deployment",
+                    "web",
+                    SyncStatus::Missing,
+                    HealthStatus::Missing,
+                    "not found in the cluster",
+                ),
+            ],
+            ok: false,
+        };
+        let mut out = Vec::new();
+        write_table(&mut out, &report).expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        let expected = "\
+APP:       shop (namespace shop)
+SOURCE:    https://git.example/deploy.git apps/shop
+REVISION:  head bbbbbbbbbbbb, cluster aaaaaaaaaaaa (2 commits behind)
+SYNCED:    2026-11-26T17:00:00Z by alice
+
+KIND         NAMESPACE   NAME       SYNC        HEALTH    REVISION       MESSAGE
+Namespace    -           shop       Synced      Healthy   aaaaaaaaaaaa
+ConfigMap    shop        settings   OutOfSync   Healthy   aaaaaaaaaaaa   differs: data.LOG_LEVEL
+Deployment   shop        web        Missing     Missing   -              not found in the cluster
+";
+        assert_eq!(text, expected);
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["objects"][1]["sync"], "OutOfSync");
+        assert_eq!(
+            json["objects"][2]["healthReason"],
+            "not found in the cluster"
+        );
+        assert_eq!(json["clusterRevision"], "a".repeat(40));
+    }
+}
