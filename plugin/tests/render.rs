@@ -30,7 +30,7 @@ fn examples_render_at_head_with_provenance_and_the_same_bytes_twice() {
         let second = run_in(repo.path(), &["render", "--repo", ".", "--path", app]);
         assert_eq!(first.stdout, second.stdout, "render is deterministic");
         let objects = documents(&stdout(&first));
-        assert_eq!(objects.len(), 3, "{app}");
+        assert_eq!(objects.len(), 4, "{app}");
         for object in &objects {
             assert_eq!(annotation(object, "kubectl-gitops.io/revision"), head);
             assert_eq!(annotation(object, "kubectl-gitops.io/path"), app);
