@@ -68,7 +68,7 @@ pub enum ClusterError {
         kind: String,
     },
     /// A request about one object failed.
-    #[error("{verb} {key}: {}", api_message(source))]
+    #[error("{verb} {key}: {}", api_message(&source.0))]
     Request {
         /// What was being done (`get`, `apply`, `delete`, `list`).
         verb: &'static str,
@@ -76,8 +76,29 @@ pub enum ClusterError {
         key: String,
         /// What went wrong.
         #[source]
-        source: kube::Error,
+        source: RequestFailure,
     },
+}
+
+/// A failed request's cause. The API server's answer is already in [`ClusterError::Request`]'s
+/// message, so it is not repeated as a cause (kube's `Status` debug dump helps nobody); transport
+/// errors keep their chain (connection refused, TLS, …).
+#[derive(Debug)]
+pub struct RequestFailure(pub kube::Error);
+
+impl std::fmt::Display for RequestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&api_message(&self.0))
+    }
+}
+
+impl std::error::Error for RequestFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.0 {
+            kube::Error::Api(_) => None,
+            other => std::error::Error::source(other),
+        }
+    }
 }
 
 impl ClusterError {
@@ -85,7 +106,7 @@ impl ClusterError {
     pub fn code(&self) -> Option<u16> {
         match self {
             ClusterError::Request {
-                source: kube::Error::Api(status),
+                source: RequestFailure(kube::Error::Api(status)),
                 ..
             } => Some(status.code),
             _ => None,
@@ -456,7 +477,7 @@ impl Rest {
         let wrap = |source| ClusterError::Request {
             verb: "get",
             key: url.clone(),
-            source,
+            source: RequestFailure(source),
         };
         let request = build(Method::GET, &url, None, Vec::new()).map_err(wrap)?;
         match self.client.request::<Value>(request).await {
@@ -482,7 +503,7 @@ impl Rest {
         let wrap = |source| ClusterError::Request {
             verb: "list",
             key: url.clone(),
-            source,
+            source: RequestFailure(source),
         };
         let request = build(Method::GET, &url, None, Vec::new()).map_err(wrap)?;
         let list: Value = self.client.request(request).await.map_err(wrap)?;
@@ -513,7 +534,7 @@ impl Rest {
         let wrap = |source| ClusterError::Request {
             verb: "apply",
             key: key.clone(),
-            source,
+            source: RequestFailure(source),
         };
         let namespace = object
             .get("metadata")
@@ -559,7 +580,7 @@ impl Rest {
         let wrap = |source| ClusterError::Request {
             verb: "delete",
             key: url.clone(),
-            source,
+            source: RequestFailure(source),
         };
         let body =
             br#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Background"}"#
