@@ -1,0 +1,982 @@
+//! End to end with the admission webhook: the built `gitops-webhook` binary, registered by URL in a
+//! ValidatingWebhookConfiguration, in front of a Kubernetes API, with the built `kubectl-gitops`
+//! syncing from a repository served by a real `git daemon` on loopback.
+//!
+//! What it proves (DESIGN.md, "The webhook's decision"):
+//! - `kubectl gitops sync` of a commit on the trusted branch passes through the webhook, and so does
+//!   a later sync of a descendant commit (revisions move forward); a sync of an ancestor commit
+//!   (a rollback) is refused, and a `sync --prune` after Git dropped an object may delete it;
+//! - a person's merge patch of a field Git declares (`kubectl patch`, or the API with the person's
+//!   own credentials; also as a dry run) is refused by the API server with the webhook's sentence
+//!   naming the field, the cluster's value and Git's value, and nothing changes;
+//! - a person adding a label Git does not declare is refused — the admin too, since the admin is a
+//!   person and not one of the exempt controllers — while the exempt deployment controller may
+//!   change what Git does not declare;
+//! - deleting an object the branch head still declares is refused; unmanaged objects pass;
+//! - the webhook's own metrics count those reviews, so the API server did call it by URL.
+//!
+//! `prune_right_after_the_push_is_allowed` is ignored: it shows a webhook bug (a prune right
+//! after the push is refused until the webhook's next periodic fetch; see its doc).
+//!
+//! Where it runs: against the test API server of this crate by default (tokens `admin-token`,
+//! `alice-token`, `controller-token`), or unchanged against a real cluster when
+//! `GITOPS_E2E_KUBECONFIG` names its kubeconfig (its user must be allowed to create namespaces,
+//! RoleBindings and ValidatingWebhookConfigurations and to impersonate: alice then is the
+//! impersonated user `gitops-e2e-alice`, given the `edit` ClusterRole in the test namespace, and
+//! the controller is the impersonated `system:serviceaccount:kube-system:deployment-controller`).
+//! A real API server must reach the webhook, which runs on this machine: set
+//! `GITOPS_E2E_WEBHOOK_HOST` to an address of this machine the API server can reach (for kind on
+//! Linux, the Docker bridge gateway such as `172.18.0.1`); the webhook listens there and the
+//! address goes into the URL and the serving certificate. It defaults to `127.0.0.1`. The Git
+//! daemon and the webhook's admin port stay on 127.0.0.1. The webhook only sees the test's own
+//! namespace (namespaceSelector on `kubernetes.io/metadata.name`), and the
+//! ValidatingWebhookConfiguration is deleted first on drop, so a failing test never locks the
+//! cluster. `kubectl patch` is run when `kubectl` is on PATH; the same patch is always also sent
+//! through the API.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use gitops_e2e::harness::{Cluster, GitDaemon, Repo, Run};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::{json, Value};
+
+/// The address the webhook listens on and the API server calls.
+const WEBHOOK_HOST_ENV: &str = "GITOPS_E2E_WEBHOOK_HOST";
+/// The webhook's name in the ValidatingWebhookConfiguration.
+const WEBHOOK_NAME: &str = "validate.kubectl-gitops.io";
+const MERGE: &str = "application/merge-patch+json";
+
+/// A free port on `host` (bound then released).
+fn free_port(host: &str) -> u16 {
+    std::net::TcpListener::bind((host, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("a free port on {host}: {e}"))
+}
+
+/// The built `gitops-webhook`, beside the test executable's folder (`target/<profile>/`), built
+/// with cargo when it is not there yet — as the harness finds `kubectl-gitops`.
+fn webhook_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps")
+        .to_path_buf();
+    let binary = profile_dir.join(format!("gitops-webhook{}", std::env::consts::EXE_SUFFIX));
+    if !binary.exists() {
+        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo
+            .args(["build", "-p", "gitops-webhook", "--bin", "gitops-webhook"])
+            .env("CARGO_TARGET_DIR", &target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "cannot build gitops-webhook");
+    }
+    binary
+}
+
+/// A plain-HTTP GET on the webhook's admin port: status code and body.
+fn admin_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// A certificate authority made with rcgen.
+struct Ca {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    /// The CA's certificate (PEM).
+    pem: String,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let issuer =
+            rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().expect("key"))
+                .expect("CA certificate");
+        Ca {
+            pem: issuer.pem(),
+            issuer,
+        }
+    }
+
+    /// A serving certificate for `names` (IP addresses become IP SANs) and its key.
+    fn serving(&self, names: Vec<String>) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let params = rcgen::CertificateParams::new(names).expect("serving params");
+        let key = rcgen::KeyPair::generate().expect("serving key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("serving certificate");
+        (cert, key)
+    }
+}
+
+/// HTTPS in front of the test API server, for the `kubectl` program: client-go sends no bearer
+/// token over plain HTTP, and the test server speaks only that. Each request is forwarded over a
+/// new connection to the test server, as it is except for the discovery Accept header (below).
+struct TlsFront {
+    /// `https://127.0.0.1:<port>`.
+    url: String,
+    ca_pem: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TlsFront {
+    fn start(backend: &str) -> TlsFront {
+        let backend: SocketAddr = backend
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the test server's address");
+        let ca = Ca::new("test API server front CA");
+        let (cert, key) = ca.serving(vec!["127.0.0.1".to_owned()]);
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .expect("TLS configuration");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        runtime.spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(
+                        move |mut request: hyper::Request<hyper::body::Incoming>| async move {
+                            // The test server answers aggregated discovery with Content-Type
+                            // application/json, which client-go reads as legacy discovery (and
+                            // then finds no resources): ask for legacy discovery instead.
+                            if matches!(request.uri().path(), "/api" | "/apis") {
+                                request.headers_mut().insert(
+                                    http::header::ACCEPT,
+                                    http::HeaderValue::from_static("application/json"),
+                                );
+                            }
+                            let tcp = tokio::net::TcpStream::connect(backend).await?;
+                            let (mut sender, connection) = hyper::client::conn::http1::handshake(
+                                hyper_util::rt::TokioIo::new(tcp),
+                            )
+                            .await
+                            .map_err(std::io::Error::other)?;
+                            tokio::spawn(connection);
+                            sender
+                                .send_request(request)
+                                .await
+                                .map_err(std::io::Error::other)
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        TlsFront {
+            url: format!("https://127.0.0.1:{port}"),
+            ca_pem: ca.pem,
+            _runtime: runtime,
+        }
+    }
+
+    /// A kubeconfig for this front with `token`.
+    fn kubeconfig(&self, token: &str, namespace: &str) -> String {
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: {namespace}\ncurrent-context: test\nusers:\n- name: test\n  user:\n    token: {token}\n",
+            self.url
+        )
+    }
+}
+
+/// The real `gitops-webhook` process with an rcgen CA and serving certificate, killed on drop.
+struct Webhook {
+    child: Child,
+    /// `https://<host>:<port>/validate`.
+    url: String,
+    /// The CA's certificate (PEM), for `caBundle`.
+    ca_pem: String,
+    /// The plain-HTTP admin address.
+    admin: SocketAddr,
+    log: PathBuf,
+}
+
+impl Webhook {
+    /// Starts the webhook trusting `repo_url` on branch main, fetching it every `fetch_interval`
+    /// (and once on a miss), and waits for `/readyz`.
+    fn start(dir: &Path, host: &str, repo_url: &str, fetch_interval: &str) -> Webhook {
+        // A CA and a serving certificate for the host, localhost and 127.0.0.1.
+        let ca = Ca::new("gitops-webhook e2e CA");
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        if !names.iter().any(|n| n == host) {
+            names.push(host.to_owned());
+        }
+        let (cert, key) = ca.serving(names);
+        let tls = dir.join("tls");
+        std::fs::create_dir_all(&tls).expect("tls folder");
+        std::fs::write(tls.join("tls.crt"), cert.pem()).expect("write tls.crt");
+        std::fs::write(tls.join("tls.key"), key.serialize_pem()).expect("write tls.key");
+
+        let config = dir.join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "repositories:\n  - url: {repo_url}\n    branch: main\ncacheDir: {}\nfetchInterval: {fetch_interval}\nmissFetchInterval: 0s\ndecisionDeadline: 4s\n",
+                dir.join("cache").display()
+            ),
+        )
+        .expect("write config");
+        let port = free_port(host);
+        let listen = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+            .parse()
+            .expect("admin address");
+        let log = dir.join("webhook.log");
+        let child = Command::new(webhook_binary())
+            .arg("--config")
+            .arg(&config)
+            .arg("--tls-cert")
+            .arg(tls.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(tls.join("tls.key"))
+            .args(["--listen", &listen, "--admin-listen", &admin.to_string()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("webhook log"))
+            .spawn()
+            .expect("gitops-webhook starts");
+        let mut webhook = Webhook {
+            child,
+            url: format!("https://{listen}/validate"),
+            ca_pem: ca.pem.clone(),
+            admin,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok((200, _)) = admin_get(admin, "/readyz") {
+                break;
+            }
+            if let Ok(Some(status)) = webhook.child.try_wait() {
+                panic!("gitops-webhook exited: {status}\n{}", webhook.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gitops-webhook not ready in 60s\n{}",
+                webhook.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        webhook
+    }
+
+    /// Waits until the webhook has indexed `commit` as its branch head (its log says so).
+    fn wait_for_head(&self, commit: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .log_text()
+            .lines()
+            .any(|l| l.contains("indexed branch head") && l.contains(commit))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the webhook did not fetch {commit} in 30s\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The value of `gitops_webhook_reviews_total` for one operation, kind and decision.
+    fn reviews(&self, operation: &str, kind: &str, decision: &str) -> u64 {
+        let (code, text) = admin_get(self.admin, "/metrics").expect("GET /metrics");
+        assert_eq!(code, 200, "{text}");
+        text.lines()
+            .filter(|l| l.starts_with("gitops_webhook_reviews_total{"))
+            .filter(|l| {
+                l.contains(&format!("operation=\"{operation}\""))
+                    && l.contains(&format!("kind=\"{kind}\""))
+                    && l.contains(&format!("decision=\"{decision}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The ValidatingWebhookConfiguration, deleted on drop (before the webhook stops and the
+/// namespace goes), so a failing test never leaves the cluster refusing writes.
+struct Registration<'a> {
+    cluster: &'a Cluster,
+    name: String,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let path = format!(
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{}",
+            self.name
+        );
+        let _ = self.cluster.request("DELETE", &path, None, &Value::Null);
+    }
+}
+
+/// Who sends a request.
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    Admin,
+    Alice,
+    Controller,
+}
+
+/// Clients of the same API as the admin, a person with `edit` and the deployment controller.
+struct Api {
+    runtime: tokio::runtime::Runtime,
+    clients: Vec<kube::Client>,
+    /// Alice's user name as the API server authenticates her.
+    alice: String,
+}
+
+impl Api {
+    fn new(cluster: &Cluster) -> Api {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let real = cluster.is_real();
+        let alice = if real { "gitops-e2e-alice" } else { "alice" }.to_owned();
+        let kubeconfig = |token: &str| -> Kubeconfig {
+            match &cluster.server {
+                Some(server) => {
+                    Kubeconfig::from_yaml(&server.kubeconfig(token, &cluster.namespace))
+                        .expect("the test server's kubeconfig")
+                }
+                None => Kubeconfig::read_from(&cluster.kubeconfig).expect("a readable kubeconfig"),
+            }
+        };
+        let clients = runtime.block_on(async {
+            let mut clients = Vec::new();
+            for (token, impersonate) in [
+                ("admin-token", None),
+                ("alice-token", Some(alice.as_str())),
+                (
+                    "controller-token",
+                    Some("system:serviceaccount:kube-system:deployment-controller"),
+                ),
+            ] {
+                let mut config = kube::Config::from_custom_kubeconfig(
+                    kubeconfig(token),
+                    &KubeConfigOptions::default(),
+                )
+                .await
+                .expect("a usable kubeconfig");
+                if real {
+                    config.auth_info.impersonate = impersonate.map(str::to_owned);
+                }
+                clients.push(kube::Client::try_from(config).expect("a client"));
+            }
+            clients
+        });
+        Api {
+            runtime,
+            clients,
+            alice,
+        }
+    }
+
+    /// Sends a request as `who`: the status code and the JSON body (a Status on failure).
+    fn request(
+        &self,
+        who: Who,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &Value,
+    ) -> (u16, Value) {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        if let Some(content_type) = content_type {
+            builder = builder.header("content-type", content_type);
+        }
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(body).expect("json")
+        };
+        let request = builder.body(bytes).expect("a request");
+        let client = self.clients[who as usize].clone();
+        self.runtime.block_on(async {
+            match client.request::<Value>(request).await {
+                Ok(value) => (200, value),
+                Err(kube::Error::Api(status)) => (
+                    status.code,
+                    serde_json::to_value(&*status).unwrap_or_default(),
+                ),
+                Err(error) => panic!("{who:?} {method} {path}: {error}"),
+            }
+        })
+    }
+
+    /// Who the API server says `who` is (SelfSubjectReview).
+    fn username(&self, who: Who) -> String {
+        let (code, body) = self.request(
+            who,
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            Some("application/json"),
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+        );
+        assert_eq!(code, 200, "{body:#}");
+        body["status"]["userInfo"]["username"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no username: {body:#}"))
+            .to_owned()
+    }
+
+    fn merge_patch(&self, who: Who, path: &str, patch: Value) -> (u16, Value) {
+        self.request(who, "PATCH", path, Some(MERGE), &patch)
+    }
+
+    /// `kubectl` as alice, when the program is installed: on a real cluster by impersonation, on
+    /// the test server with her token through a [`TlsFront`].
+    fn kubectl_as_alice(&self, cluster: &Cluster, args: &[&str]) -> Option<Run> {
+        let found = Command::new("kubectl")
+            .args(["version", "--client"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            eprintln!("kubectl is not installed: the kubectl patch step is left out");
+            return None;
+        }
+        let mut command = Command::new("kubectl");
+        command
+            .env_remove("KUBECONFIG")
+            .env("HOME", cluster.dir.path())
+            .args(["-n", &cluster.namespace]);
+        let _front = match &cluster.server {
+            None => {
+                command
+                    .arg("--kubeconfig")
+                    .arg(&cluster.kubeconfig)
+                    .args(["--as", &self.alice]);
+                None
+            }
+            Some(server) => {
+                let front = TlsFront::start(&server.url());
+                let path = cluster.dir.path().join("alice-kubeconfig");
+                std::fs::write(&path, front.kubeconfig("alice-token", &cluster.namespace))
+                    .expect("write alice's kubeconfig");
+                command.arg("--kubeconfig").arg(path);
+                Some(front)
+            }
+        };
+        Some(Run::from(
+            command.args(args).output().expect("kubectl runs"),
+        ))
+    }
+}
+
+/// The denial the API server relays: `admission webhook "<name>" denied the request: <sentence>`.
+fn denied(sentence: &str) -> String {
+    format!("admission webhook \"{WEBHOOK_NAME}\" denied the request: {sentence}")
+}
+
+/// Asserts a refusal by the webhook with exactly this sentence.
+fn assert_denied(answer: &(u16, Value), sentence: &str) {
+    let (code, body) = answer;
+    assert_eq!(*code, 403, "{body:#}");
+    assert_eq!(body["message"], json!(denied(sentence)), "{body:#}");
+}
+
+fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object["metadata"]["annotations"][key].as_str()
+}
+
+fn configmap_yaml(name: &str, data: &[(&str, &str)]) -> String {
+    let mut text = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n");
+    for (k, v) in data {
+        text.push_str(&format!("  {k}: \"{v}\"\n"));
+    }
+    text
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: registry.k8s.io/pause:3.10
+";
+
+fn short(commit: &str) -> &str {
+    &commit[..7]
+}
+
+/// A test's world, dropped in field order: the registration first, then the webhook, the Git
+/// daemon, and the repository (the cluster, borrowed, goes last).
+struct World<'a> {
+    registration: Registration<'a>,
+    webhook: Webhook,
+    _daemon: GitDaemon,
+    api: Api,
+    repo: Repo,
+    /// The `git://` URL the webhook trusts and the plugin syncs from.
+    url: String,
+    /// The first commit: app `web` with ConfigMaps `settings` and `extra` and Deployment `web`.
+    v1: String,
+}
+
+impl<'a> World<'a> {
+    /// The namespace (and on a real cluster alice's `edit` there), the repository behind a Git
+    /// daemon, the webhook fetching it every `fetch_interval`, and its registration.
+    fn new(cluster: &'a Cluster, fetch_interval: &str) -> World<'a> {
+        let ns = cluster.namespace.clone();
+        let api = Api::new(cluster);
+        assert_eq!(api.username(Who::Alice), api.alice);
+        let host = std::env::var(WEBHOOK_HOST_ENV).unwrap_or_else(|_| "127.0.0.1".to_owned());
+
+        // The namespace, unmanaged, labelled as a real API server labels it (the selector's key).
+        let (code, body) = cluster.request(
+            "POST",
+            "/api/v1/namespaces",
+            Some("application/json"),
+            &json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}),
+        );
+        assert_eq!(code, 200, "{body}");
+        if cluster.is_real() {
+            // Alice gets `edit` in the test namespace, so only the webhook can refuse her.
+            let (code, body) = cluster.request(
+                "POST",
+                &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
+                Some("application/json"),
+                &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                    "metadata": {"name": "gitops-e2e-alice-edit"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": api.alice}]}),
+            );
+            assert_eq!(code, 200, "{body}");
+        }
+
+        // The repository: gitops.yaml with app `web` in the test namespace, served by git daemon.
+        let base = cluster.dir.path().join("served");
+        let repo = Repo::init(&base.join("deploy"));
+        repo.write(
+            "gitops.yaml",
+            &format!("apps:\n  web:\n    path: app\n    namespace: {ns}\n"),
+        );
+        repo.write(
+            "app/settings.yaml",
+            &configmap_yaml("settings", &[("LOG_LEVEL", "info"), ("REGION", "eu")]),
+        );
+        repo.write("app/extra.yaml", &configmap_yaml("extra", &[("A", "1")]));
+        repo.write("app/deployment.yaml", DEPLOYMENT);
+        let v1 = repo.commit("web v1");
+        let daemon = GitDaemon::start(&base);
+        let url = format!("git://127.0.0.1:{}/deploy", daemon.port);
+
+        // The webhook, registered by URL with its CA.
+        let webhook = Webhook::start(
+            &cluster.dir.path().join("webhook"),
+            &host,
+            &url,
+            fetch_interval,
+        );
+        let registration = Registration {
+            cluster,
+            name: format!("gitops-{ns}"),
+        };
+        let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&webhook.ca_pem);
+        let (code, body) = cluster.request(
+            "POST",
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+            Some("application/json"),
+            &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": registration.name},
+                "webhooks": [{
+                    "name": WEBHOOK_NAME,
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Fail",
+                    "timeoutSeconds": 5,
+                    "clientConfig": {"url": webhook.url, "caBundle": ca_bundle},
+                    "rules": [{"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": ["*"],
+                        "apiVersions": ["*"], "resources": ["*", "*/scale"], "scope": "*"}],
+                    "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
+                        "operator": "In", "values": [ns]}]}
+                }]}),
+        );
+        assert_eq!(code, 200, "{body}");
+        World {
+            registration,
+            webhook,
+            _daemon: daemon,
+            api,
+            repo,
+            url,
+            v1,
+        }
+    }
+
+    /// `kubectl gitops sync web --repo <url>` with `extra` arguments, as the admin.
+    fn sync(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["sync", "web", "--repo", self.url.as_str()];
+        args.extend_from_slice(extra);
+        self.registration.cluster.run(&args)
+    }
+}
+
+#[test]
+fn webhook_registered_by_url_admits_syncs_and_refuses_out_of_band_changes() {
+    let cluster = Cluster::new("webhook-e2e");
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1s");
+    let (api, repo, url, v1, webhook) = (
+        &world.api,
+        &world.repo,
+        &world.url,
+        &world.v1,
+        &world.webhook,
+    );
+    let alice = api.alice.clone();
+    let configmap = |name: &str| format!("/api/v1/namespaces/{ns}/configmaps/{name}");
+    let deployment = format!("/apis/apps/v1/namespaces/{ns}/deployments/web");
+    let sync = |extra: &[&str]| world.sync(extra);
+
+    // 1. The admin syncs commit v1 of main: it passes through the webhook.
+    let run = sync(&[]);
+    assert_eq!(run.code, 0, "{run}\n{}", webhook.log_text());
+    for object in [
+        format!("created ConfigMap/{ns}/settings"),
+        format!("created ConfigMap/{ns}/extra"),
+        format!("created Deployment/{ns}/web"),
+    ] {
+        assert!(run.stdout.contains(&object), "{object}: {run}");
+    }
+    let settings = cluster.configmap("settings").expect("settings exists");
+    assert_eq!(settings["data"]["LOG_LEVEL"], "info");
+    assert_eq!(
+        annotation(&settings, "kubectl-gitops.io/revision"),
+        Some(v1.as_str())
+    );
+    assert_eq!(
+        annotation(&settings, "kubectl-gitops.io/repo"),
+        Some(url.as_str())
+    );
+    assert_eq!(
+        settings["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "kubectl-gitops"
+    );
+    let web = cluster.get(&deployment).expect("web exists");
+    assert_eq!(web["spec"]["replicas"], 2);
+    assert_eq!(
+        annotation(&web, "kubectl-gitops.io/revision"),
+        Some(v1.as_str())
+    );
+    // The webhook decided those creations (the API server did call it).
+    assert!(
+        webhook.reviews("CREATE", "ConfigMap", "allowed") >= 2,
+        "{}",
+        admin_get(webhook.admin, "/metrics")
+            .map(|m| m.1)
+            .unwrap_or_default()
+    );
+    assert!(webhook.reviews("CREATE", "Deployment", "allowed") >= 1);
+
+    // 2. Alice patches a declared field: refused with the field, the cluster's and Git's values.
+    let cm_says = |value: &str, commit: &str, git: &str| {
+        format!(
+            "ConfigMap/{ns}/settings: data.LOG_LEVEL is {value}, commit {} on main says {git} — change it in Git",
+            short(commit)
+        )
+    };
+    let patch = json!({"data": {"LOG_LEVEL": "debug"}});
+    let answer = api.merge_patch(Who::Alice, &configmap("settings"), patch.clone());
+    assert_denied(&answer, &cm_says("debug", v1, "info"));
+    // The same as a dry run gets the same answer.
+    let answer = api.merge_patch(
+        Who::Alice,
+        &format!("{}?dryRun=All", configmap("settings")),
+        patch.clone(),
+    );
+    assert_denied(&answer, &cm_says("debug", v1, "info"));
+    // And with the kubectl program.
+    if let Some(run) = api.kubectl_as_alice(
+        &cluster,
+        &[
+            "patch",
+            "configmap",
+            "settings",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"LOG_LEVEL":"debug"}}"#,
+        ],
+    ) {
+        assert_eq!(run.code, 1, "{run}");
+        assert!(
+            run.stderr.contains(&format!(
+                "Error from server (Forbidden): {}",
+                denied(&cm_says("debug", v1, "info"))
+            )),
+            "{run}"
+        );
+        assert!(!run.stdout.contains("patched"), "{run}");
+    }
+    assert_eq!(
+        cluster.configmap("settings").expect("settings")["data"]["LOG_LEVEL"],
+        "info"
+    );
+    // spec.replicas of the Deployment, declared as 2.
+    let answer = api.merge_patch(Who::Alice, &deployment, json!({"spec": {"replicas": 5}}));
+    assert_denied(
+        &answer,
+        &format!(
+            "Deployment/{ns}/web: spec.replicas is 5, commit {} on main says 2 — change it in Git",
+            short(v1)
+        ),
+    );
+    assert_eq!(
+        cluster.get(&deployment).expect("web")["spec"]["replicas"],
+        2
+    );
+
+    // 3. A label Git does not declare: refused for alice, and for the admin too (a person, not an
+    // exempt controller).
+    let label = json!({"metadata": {"labels": {"team": "blue"}}});
+    let undeclared = |user: &str| {
+        format!(
+            "ConfigMap/{ns}/settings: metadata.labels.team changed from absent to blue by {user}, but Git (commit {} on main) does not declare it; out-of-band changes such as kubectl edit, label, annotate, scale or rollout restart are refused — make the change in Git",
+            short(v1)
+        )
+    };
+    let answer = api.merge_patch(Who::Alice, &configmap("settings"), label.clone());
+    assert_denied(&answer, &undeclared(&alice));
+    let answer = api.merge_patch(Who::Admin, &configmap("settings"), label.clone());
+    assert_denied(&answer, &undeclared(&api.username(Who::Admin)));
+    let settings = cluster.configmap("settings").expect("settings");
+    assert_eq!(settings["metadata"]["labels"]["team"], Value::Null);
+    // The deployment controller is exempt: it may change what Git does not declare (an update,
+    // which its RBAC allows on a real cluster; retried when a real controller wrote in between).
+    let mut updated = None;
+    for _ in 0..5 {
+        let mut web = cluster.get(&deployment).expect("web");
+        web["metadata"]["annotations"]["example.io/seen-by"] = json!("controller");
+        let answer = api.request(
+            Who::Controller,
+            "PUT",
+            &deployment,
+            Some("application/json"),
+            &web,
+        );
+        if answer.0 != 409 {
+            updated = Some(answer);
+            break;
+        }
+    }
+    let (code, body) = updated.expect("the controller's update went through within 5 tries");
+    assert_eq!(code, 200, "{body:#}");
+    assert_eq!(
+        annotation(&body, "example.io/seen-by"),
+        Some("controller"),
+        "{body:#}"
+    );
+
+    // 4. Unmanaged objects pass: alice may create and delete her own ConfigMap.
+    let (code, body) = api.request(
+        Who::Alice,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/configmaps"),
+        Some("application/json"),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "scratch"},
+            "data": {"note": "mine"}}),
+    );
+    assert_eq!(code, 200, "{body:#}");
+    assert_eq!(body["data"]["note"], "mine");
+    let (code, body) = api.request(
+        Who::Alice,
+        "DELETE",
+        &configmap("scratch"),
+        None,
+        &Value::Null,
+    );
+    assert_eq!(code, 200, "{body:#}");
+
+    // 5. Deleting what the branch head still declares is refused.
+    let answer = api.request(
+        Who::Alice,
+        "DELETE",
+        &configmap("settings"),
+        None,
+        &Value::Null,
+    );
+    assert_denied(
+        &answer,
+        &format!(
+            "ConfigMap/{ns}/settings: app web still declares it at commit {} (head of main); delete it by removing it from Git and syncing",
+            short(v1)
+        ),
+    );
+    assert!(cluster.configmap("settings").is_some());
+
+    // 6. A new commit in Git: the sync of the descendant passes, and the webhook now judges
+    // against it.
+    repo.write(
+        "app/settings.yaml",
+        &configmap_yaml("settings", &[("LOG_LEVEL", "warn"), ("REGION", "eu")]),
+    );
+    let v2 = repo.commit("web v2: warn");
+    let run = sync(&[]);
+    assert_eq!(run.code, 0, "{run}\n{}", webhook.log_text());
+    assert!(
+        run.stdout
+            .contains(&format!("configured ConfigMap/{ns}/settings")),
+        "{run}"
+    );
+    let settings = cluster.configmap("settings").expect("settings");
+    assert_eq!(settings["data"]["LOG_LEVEL"], "warn");
+    assert_eq!(
+        annotation(&settings, "kubectl-gitops.io/revision"),
+        Some(v2.as_str())
+    );
+    let answer = api.merge_patch(
+        Who::Alice,
+        &configmap("settings"),
+        json!({"data": {"LOG_LEVEL": "info"}}),
+    );
+    assert_denied(&answer, &cm_says("info", &v2, "warn"));
+
+    // 7. Syncing the older commit again is a rollback: revisions only move forward.
+    let run = sync(&["--revision", v1]);
+    assert_ne!(run.code, 0, "{run}");
+    assert!(
+        run.stdout.contains(&denied(&format!(
+            "ConfigMap/{ns}/settings: commit {} is not a descendant of the object's current commit {}; revisions only move forward on main — to roll back, git revert and sync the new commit",
+            short(v1),
+            short(&v2)
+        ))),
+        "{run}"
+    );
+    let settings = cluster.configmap("settings").expect("settings");
+    assert_eq!(settings["data"]["LOG_LEVEL"], "warn");
+    assert_eq!(
+        annotation(&settings, "kubectl-gitops.io/revision"),
+        Some(v2.as_str())
+    );
+
+    // 8. Git drops `extra`: once the webhook has fetched that head, the prune may delete it.
+    // (Right after the push it may not yet: see `prune_right_after_the_push_is_allowed`.)
+    repo.remove("app/extra.yaml");
+    let v3 = repo.commit("web v3: no extra");
+    webhook.wait_for_head(&v3);
+    let run = sync(&["--prune"]);
+    assert_eq!(run.code, 0, "{run}\n{}", webhook.log_text());
+    assert!(
+        run.stdout.contains(&format!("pruned ConfigMap/{ns}/extra")),
+        "{run}"
+    );
+    assert!(cluster.configmap("extra").is_none());
+    assert_eq!(
+        cluster.configmap("settings").expect("settings")["data"]["LOG_LEVEL"],
+        "warn"
+    );
+    assert!(webhook.reviews("DELETE", "ConfigMap", "allowed") >= 1);
+    assert!(webhook.reviews("DELETE", "ConfigMap", "denied") >= 1);
+    assert!(webhook.reviews("UPDATE", "ConfigMap", "denied") >= 6);
+    assert!(webhook.reviews("UPDATE", "Deployment", "denied") >= 1);
+}
+
+/// DESIGN rule 5: a DELETE is a prune "when the tracked branch's head no longer declares it".
+/// `git push` then `kubectl gitops sync --prune` at once, with nothing else changed: the webhook
+/// still judges by the head of its last fetch (up to `fetchInterval`, 60s by default, earlier),
+/// so the prune is refused with "still declares it at commit <previous head> (head of main)".
+#[test]
+#[ignore = "gitops-webhook bug: a DELETE is judged against the branch head of the last periodic fetch; no fetch happens before refusing, so a prune right after the push is denied until the next fetchInterval"]
+fn prune_right_after_the_push_is_allowed() {
+    let cluster = Cluster::new("webhook-prune");
+    let ns = cluster.namespace.clone();
+    // A long fetch interval makes "right after the push" certain.
+    let world = World::new(&cluster, "1h");
+    let run = world.sync(&[]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    assert!(cluster.configmap("extra").is_some());
+
+    world.repo.remove("app/extra.yaml");
+    world.repo.commit("no extra");
+    let run = world.sync(&["--prune"]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    assert!(
+        run.stdout.contains(&format!("pruned ConfigMap/{ns}/extra")),
+        "{run}"
+    );
+    assert!(cluster.configmap("extra").is_none());
+}
