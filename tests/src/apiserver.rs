@@ -383,12 +383,16 @@ fn status(code: StatusCode, reason: &str, message: String, details: Value) -> Re
 }
 
 fn ok_json(code: StatusCode, body: &Value) -> Response {
-    (
-        code,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    typed_json(code, "application/json", body)
+}
+
+/// Aggregated discovery is answered with the media type that says so, as kube-apiserver does;
+/// clients (kubectl among them) read the body by it.
+const AGGREGATED_DISCOVERY: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+fn typed_json(code: StatusCode, content_type: &'static str, body: &Value) -> Response {
+    (code, [("content-type", content_type)], body.to_string()).into_response()
 }
 
 fn now() -> String {
@@ -556,11 +560,19 @@ impl Shared {
         match (method.as_str(), path.as_str()) {
             ("GET", "/version") => return ok_json(StatusCode::OK, &self.discovery["version.json"]),
             ("GET", "/api") if aggregated => {
-                return ok_json(StatusCode::OK, &self.discovery["api.aggregated-v2.json"])
+                return typed_json(
+                    StatusCode::OK,
+                    AGGREGATED_DISCOVERY,
+                    &self.discovery["api.aggregated-v2.json"],
+                )
             }
             ("GET", "/api") => return ok_json(StatusCode::OK, &self.discovery["api.json"]),
             ("GET", "/apis") if aggregated => {
-                return ok_json(StatusCode::OK, &self.aggregated_apis())
+                return typed_json(
+                    StatusCode::OK,
+                    AGGREGATED_DISCOVERY,
+                    &self.aggregated_apis(),
+                )
             }
             ("GET", "/apis") => return ok_json(StatusCode::OK, &self.discovery["apis.json"]),
             ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews") => {
