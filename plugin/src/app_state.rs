@@ -12,7 +12,7 @@ use futures::stream::{self, StreamExt as _};
 use gitops_shared::object::ObjectKey;
 use gitops_shared::provenance::{inventory_parent, APPLYSET_PART_OF_LABEL};
 use gitops_shared::render::{render_app, RenderOptions, Rendered};
-use gitops_shared::scope::{BuiltinScope, Scope};
+use gitops_shared::scope::{BuiltinScope, Scope as _};
 use serde_json::Value;
 
 use crate::cluster::{ApiResource, ClusterArgs, ClusterError, Discovery, Rest};
@@ -34,17 +34,64 @@ pub enum AppStateError {
     /// Talking to the cluster.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// The render and the cluster disagree on a kind's scope.
+    #[error("{key} ({source_ref}): {message}")]
+    Scope {
+        /// The object.
+        key: String,
+        /// Where Git declares it.
+        source_ref: String,
+        /// What disagrees and how to fix it.
+        message: String,
+    },
 }
 
-/// Discovery first, the built-in table for what the cluster does not (yet) serve.
-struct ClusterScope<'a>(&'a Discovery);
-
-impl Scope for ClusterScope<'_> {
-    fn is_namespaced(&self, group: &str, kind: &str) -> Option<bool> {
-        self.0
-            .is_namespaced(group, kind)
-            .or_else(|| BuiltinScope.is_namespaced(group, kind))
+/// The render and the cluster disagree on whether a kind is namespaced.
+///
+/// Rendering decides scope from Git alone (the built-in table, CRDs in the render, the app's
+/// `clusterScopedKinds`), because the webhook renders the same commit without asking the cluster
+/// and both must produce the same objects. When the cluster knows better, the sync stops and
+/// says how to put that knowledge into Git.
+fn check_scopes(rendered: &Rendered, discovery: &Discovery) -> Result<(), AppStateError> {
+    for object in &rendered.objects {
+        let key = object.key();
+        let Some(namespaced) = discovery.is_namespaced(&key.group, &key.kind) else {
+            continue;
+        };
+        let has_namespace = !key.namespace.is_empty();
+        if namespaced != has_namespace {
+            let fix = if namespaced {
+                format!(
+                    "give it metadata.namespace in Git (or drop {}.{} from clusterScopedKinds)",
+                    key.kind, key.group
+                )
+            } else {
+                format!(
+                    "add clusterScopedKinds: [{}.{}] to app {:?} in gitops.yaml",
+                    key.kind, key.group, rendered.app.name
+                )
+            };
+            return Err(AppStateError::Scope {
+                key: key.to_string(),
+                source_ref: object.source.to_string(),
+                message: format!(
+                    "the cluster serves {} {}, but the render {} — {fix}",
+                    key.kind,
+                    if namespaced {
+                        "in namespaces"
+                    } else {
+                        "cluster-scoped"
+                    },
+                    if has_namespace {
+                        format!("put it in namespace {}", key.namespace)
+                    } else {
+                        "left it without a namespace".to_owned()
+                    },
+                ),
+            });
+        }
     }
+    Ok(())
 }
 
 /// The app as Git declares it and as the cluster holds it.
@@ -87,11 +134,12 @@ impl AppState {
         let rest = Rest { client };
         let discovery = Discovery::fetch(&rest.client).await?;
         let options = RenderOptions {
-            scope: &ClusterScope(&discovery),
+            scope: &BuiltinScope,
             folder_namespace: Some(namespace),
         };
         let rendered = render_app(&resolved.repo, resolved.commit, &resolved.app, &options)
             .map_err(AppStateError::Render)?;
+        check_scopes(&rendered, &discovery)?;
         tracing::info!(app = %rendered.app.name, commit = %resolved.commit, objects = rendered.objects.len(), "rendered");
         let mut state = AppState {
             source: resolved,

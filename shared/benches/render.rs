@@ -60,6 +60,7 @@ fn app(path: &str, renderer: Renderer) -> App {
         renderer,
         values: vec![],
         from_app_file: true,
+        cluster_scoped_kinds: vec![],
     }
 }
 

@@ -93,6 +93,10 @@ pub struct App {
     pub values: Vec<String>,
     /// True when the app comes from the app file, false for a plain `--path` app.
     pub from_app_file: bool,
+    /// Custom kinds (`Kind.group`) that are cluster-scoped although neither the built-in table nor
+    /// a CRD in the render says so. Scope is decided from Git alone, so the webhook renders the
+    /// same objects as the plugin.
+    pub cluster_scoped_kinds: Vec<String>,
 }
 
 impl App {
@@ -109,6 +113,7 @@ impl App {
             renderer: Renderer::Auto,
             values: Vec::new(),
             from_app_file: false,
+            cluster_scoped_kinds: Vec::new(),
         })
     }
 }
@@ -137,6 +142,8 @@ struct RawApp {
     renderer: Renderer,
     #[serde(default)]
     values: Vec<String>,
+    #[serde(default, rename = "clusterScopedKinds")]
+    cluster_scoped_kinds: Vec<String>,
 }
 
 impl AppFile {
@@ -180,6 +187,13 @@ impl AppFile {
                     raw_app.renderer.name()
                 )));
             }
+            for (index, kind) in raw_app.cluster_scoped_kinds.iter().enumerate() {
+                if split_group_kind(kind).is_none() {
+                    return Err(invalid(format!(
+                        "apps.{name}.clusterScopedKinds[{index}]: {kind:?} is not Kind.group (for example ClusterIssuer.cert-manager.io)"
+                    )));
+                }
+            }
             apps.insert(
                 name.clone(),
                 App {
@@ -189,6 +203,7 @@ impl AppFile {
                     renderer: raw_app.renderer,
                     values,
                     from_app_file: true,
+                    cluster_scoped_kinds: raw_app.cluster_scoped_kinds,
                 },
             );
         }
@@ -289,6 +304,16 @@ impl AppFile {
     }
 }
 
+/// Splits `Kind.group` into `(group, kind)`; the kind must start with an upper-case letter and
+/// the group must not be empty.
+pub fn split_group_kind(text: &str) -> Option<(&str, &str)> {
+    let (kind, group) = text.split_once('.')?;
+    let valid = kind.starts_with(|c: char| c.is_ascii_uppercase())
+        && kind.chars().all(|c| c.is_ascii_alphanumeric())
+        && !group.is_empty();
+    valid.then_some((group, kind))
+}
+
 /// True for an RFC 1123 label: lowercase alphanumerics and '-', starting and ending alphanumeric,
 /// at most 63 characters.
 pub fn is_dns_label(s: &str) -> bool {
@@ -325,7 +350,7 @@ fn dns_label_from(s: &str) -> String {
 mod tests {
     use super::*;
 
-    const FILE: &str = "apps:\n  shop:\n    path: examples/tera-app\n    namespace: shop\n    renderer: tera\n    values: [values-production.yaml]\n  plain:\n    path: ./examples/plain-app/\n";
+    const FILE: &str = "apps:\n  shop:\n    path: examples/tera-app\n    namespace: shop\n    renderer: tera\n    values: [values-production.yaml]\n    clusterScopedKinds: [ClusterThing.example.io]\n  plain:\n    path: ./examples/plain-app/\n";
 
     #[test]
     fn parses_and_resolves_values_paths() {
@@ -338,6 +363,14 @@ mod tests {
         assert_eq!(shop.renderer, Renderer::Tera);
         assert_eq!(file.apps["plain"].path, "examples/plain-app");
         assert_eq!(file.apps["plain"].renderer, Renderer::Auto);
+        assert_eq!(shop.cluster_scoped_kinds, vec!["ClusterThing.example.io"]);
+        let err =
+            AppFile::parse(b"apps:\n  web:\n    path: a\n    clusterScopedKinds: [clusterthing]\n")
+                .expect_err("bad kind");
+        assert!(
+            err.to_string().contains("apps.web.clusterScopedKinds[0]"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -64,6 +64,46 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("storage.k8s.io", "VolumeAttributesClass"),
 ];
 
+/// Cluster-scoped kinds of widely used add-ons, whose CRDs usually live in another app than the
+/// objects that use them. Scope must come from Git alone (the webhook renders without asking the
+/// cluster), so the ones people meet most are listed here; others are declared per app with
+/// `clusterScopedKinds` in gitops.yaml.
+const WELL_KNOWN_CLUSTER_SCOPED: &[(&str, &str)] = &[
+    ("apiextensions.crossplane.io", "Composition"),
+    ("apiextensions.crossplane.io", "CompositionRevision"),
+    ("apiextensions.crossplane.io", "CompositeResourceDefinition"),
+    ("apiextensions.crossplane.io", "EnvironmentConfig"),
+    ("argoproj.io", "ClusterWorkflowTemplate"),
+    ("cert-manager.io", "ClusterIssuer"),
+    ("cilium.io", "CiliumClusterwideNetworkPolicy"),
+    ("cilium.io", "CiliumLoadBalancerIPPool"),
+    ("crd.projectcalico.org", "GlobalNetworkPolicy"),
+    ("crd.projectcalico.org", "GlobalNetworkSet"),
+    ("crd.projectcalico.org", "IPPool"),
+    ("external-secrets.io", "ClusterExternalSecret"),
+    ("external-secrets.io", "ClusterSecretStore"),
+    ("gateway.networking.k8s.io", "GatewayClass"),
+    ("karpenter.k8s.aws", "EC2NodeClass"),
+    ("karpenter.sh", "NodeClaim"),
+    ("karpenter.sh", "NodePool"),
+    ("kueue.x-k8s.io", "ClusterQueue"),
+    ("kueue.x-k8s.io", "ResourceFlavor"),
+    ("kyverno.io", "ClusterCleanupPolicy"),
+    ("kyverno.io", "ClusterPolicy"),
+    ("pkg.crossplane.io", "Configuration"),
+    ("pkg.crossplane.io", "DeploymentRuntimeConfig"),
+    ("pkg.crossplane.io", "Function"),
+    ("pkg.crossplane.io", "Provider"),
+    ("policy.sigstore.dev", "ClusterImagePolicy"),
+    ("projectcalico.org", "GlobalNetworkPolicy"),
+    ("projectcalico.org", "IPPool"),
+    ("snapshot.storage.k8s.io", "VolumeSnapshotClass"),
+    ("snapshot.storage.k8s.io", "VolumeSnapshotContent"),
+    ("templates.gatekeeper.sh", "ConstraintTemplate"),
+    ("trust.cert-manager.io", "Bundle"),
+    ("wgpolicyk8s.io", "ClusterPolicyReport"),
+];
+
 /// Groups whose kinds the table covers completely: a kind of these groups that is not in
 /// [`CLUSTER_SCOPED`] is namespaced.
 const STANDARD_GROUPS: &[&str] = &[
@@ -96,7 +136,9 @@ pub struct BuiltinScope;
 
 impl Scope for BuiltinScope {
     fn is_namespaced(&self, group: &str, kind: &str) -> Option<bool> {
-        if CLUSTER_SCOPED.contains(&(group, kind)) {
+        if CLUSTER_SCOPED.contains(&(group, kind))
+            || WELL_KNOWN_CLUSTER_SCOPED.contains(&(group, kind))
+        {
             Some(false)
         } else if STANDARD_GROUPS.contains(&group) {
             Some(true)
@@ -183,5 +225,13 @@ mod tests {
         let table = scopes_from_crds([&crd]);
         assert_eq!(table.is_namespaced("example.io", "Widget"), Some(false));
         assert_eq!(BuiltinScope.is_namespaced("example.io", "Widget"), None);
+        assert_eq!(
+            BuiltinScope.is_namespaced("cert-manager.io", "ClusterIssuer"),
+            Some(false)
+        );
+        assert_eq!(
+            BuiltinScope.is_namespaced("cert-manager.io", "Issuer"),
+            None
+        );
     }
 }

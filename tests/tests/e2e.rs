@@ -944,3 +944,73 @@ fn identities_come_from_bearer_tokens() {
         "not rewritten after a failure"
     );
 }
+
+/// Scope comes from Git alone (the webhook renders without asking the cluster): a cluster-scoped
+/// custom resource whose CRD lives in another app is refused with the fix, until the app file
+/// declares the kind cluster-scoped.
+#[test]
+fn a_cluster_scoped_kind_from_another_app_must_be_declared_in_git() {
+    let cluster = Cluster::new("scope");
+    let ns = cluster.namespace.clone();
+    let group = format!("{ns}.example.io");
+    let repo = Repo::init(&cluster.dir.path().join("repo"));
+    repo.write("crds/namespace.yaml", &namespace_yaml(&ns));
+    repo.write(
+        "crds/crd.yaml",
+        &format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: globals.{group}\nspec:\n  group: {group}\n  scope: Cluster\n  names:\n    plural: globals\n    singular: global\n    kind: Global\n    listKind: GlobalList\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n"
+        ),
+    );
+    repo.write(
+        "users/global.yaml",
+        &format!(
+            "apiVersion: {group}/v1\nkind: Global\nmetadata:\n  name: shared\nspec:\n  size: 3\n"
+        ),
+    );
+    repo.commit("a cluster-scoped CRD in one app, its custom resource in another");
+    let spec = repo.spec();
+    let crd_path =
+        format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/globals.{group}");
+    let _cleanup = Defer(|| {
+        let _ = cluster.request("DELETE", &crd_path, None, &Value::Null);
+    });
+    let crds = cluster.run(&["sync", "--repo", &spec, "--path", "crds", "-n", &ns]);
+    assert_eq!(crds.code, 0, "{crds}");
+
+    let refused = cluster.run(&["sync", "--repo", &spec, "--path", "users", "-n", &ns]);
+    assert_eq!(refused.code, 2, "{refused}");
+    assert!(
+        refused.stderr.contains(&format!("Global.{group}/{ns}/shared (users/global.yaml (document 1)): the cluster serves Global cluster-scoped, but the render put it in namespace {ns}")),
+        "{refused}"
+    );
+    assert!(
+        refused.stderr.contains(&format!(
+            "add clusterScopedKinds: [Global.{group}] to app \"users\" in gitops.yaml"
+        )),
+        "{refused}"
+    );
+
+    repo.write(
+        "gitops.yaml",
+        &format!("apps:\n  users:\n    path: users\n    namespace: {ns}\n    clusterScopedKinds: [Global.{group}]\n"),
+    );
+    repo.commit("declare Global cluster-scoped");
+    let synced = cluster.run(&["sync", "users", "--repo", &spec]);
+    assert_eq!(synced.code, 0, "{synced}");
+    assert!(
+        synced
+            .stdout
+            .contains(&format!("created Global.{group}/shared")),
+        "{synced}"
+    );
+    let global = cluster
+        .get(&format!("/apis/{group}/v1/globals/shared"))
+        .expect("created cluster-scoped");
+    assert_eq!(global["spec"]["size"], 3);
+    let _ = cluster.request(
+        "DELETE",
+        &format!("/apis/{group}/v1/globals/shared"),
+        None,
+        &Value::Null,
+    );
+}

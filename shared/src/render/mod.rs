@@ -15,7 +15,7 @@ use git2::Oid;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::appfile::{App, AppFile, Renderer, APP_FILE};
+use crate::appfile::{split_group_kind, App, AppFile, Renderer, APP_FILE};
 use crate::error::{Error, Result};
 use crate::git::{FileTree, GitRepo};
 use crate::object::{group_of, ObjectKey, RenderedObject, Source};
@@ -160,8 +160,14 @@ fn finish(
             let kind = document.object["kind"].as_str().unwrap_or_default();
             (group_of(api_version).to_owned(), kind.to_owned())
         };
+        let declared_cluster_scoped = app
+            .cluster_scoped_kinds
+            .iter()
+            .filter_map(|k| split_group_kind(k))
+            .any(|(g, k)| g == group && k == kind);
         let namespaced = crd_scopes
             .is_namespaced(&group, &kind)
+            .or((declared_cluster_scoped).then_some(false))
             .or_else(|| scope.is_namespaced(&group, &kind))
             // A kind nobody knows is most likely a namespaced custom resource.
             .unwrap_or(true);
@@ -274,5 +280,105 @@ fn validate(document: &RenderedObject) -> Result<()> {
             "metadata.name",
             "is missing: every object needs a name",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::BuiltinScope;
+
+    fn render(files: &[(&str, &str)], app: &App) -> Result<Rendered> {
+        let tree: FileTree = files
+            .iter()
+            .map(|(n, c)| (n.to_string(), c.as_bytes().to_vec()))
+            .collect();
+        let provenance = Provenance {
+            repo: "file:///repo".into(),
+            revision: "a".repeat(40),
+            path: app.path.clone(),
+            app: app.name.clone(),
+        };
+        let options = RenderOptions {
+            scope: &BuiltinScope,
+            folder_namespace: None,
+        };
+        render_files(&tree, &[], app, provenance, &options)
+    }
+
+    fn app(cluster_scoped_kinds: &[&str]) -> App {
+        App {
+            name: "shop".into(),
+            path: "app".into(),
+            namespace: Some("shop".into()),
+            renderer: Renderer::Plain,
+            values: vec![],
+            from_app_file: true,
+            cluster_scoped_kinds: cluster_scoped_kinds.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    const OBJECTS: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, namespace: ignored}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: globals.example.io}\nspec: {group: example.io, scope: Cluster, names: {kind: Global}}\n---\napiVersion: example.io/v1\nkind: Global\nmetadata: {name: g}\n---\napiVersion: other.io/v1\nkind: Widget\nmetadata: {name: w}\n---\napiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: le}\n---\napiVersion: other.io/v1\nkind: ClusterThing\nmetadata: {name: t}\n";
+
+    fn namespaces(rendered: &Rendered) -> Vec<(String, String)> {
+        rendered
+            .objects
+            .iter()
+            .map(|o| (o.key().kind, o.key().namespace))
+            .collect()
+    }
+
+    #[test]
+    fn namespaces_come_from_the_table_crds_in_the_render_and_the_app_file() {
+        let rendered = render(
+            &[("app/all.yaml", OBJECTS)],
+            &app(&["ClusterThing.other.io"]),
+        )
+        .expect("render");
+        let expected = [
+            ("Namespace", ""),
+            ("ConfigMap", "shop"),
+            ("CustomResourceDefinition", ""),
+            ("Global", ""),
+            ("Widget", "shop"),
+            ("ClusterIssuer", ""),
+            ("ClusterThing", ""),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, n)| (k.to_string(), n.to_string()))
+            .collect();
+        assert_eq!(namespaces(&rendered), expected);
+        assert!(
+            rendered.objects[0].object["metadata"]
+                .get("namespace")
+                .is_none(),
+            "stripped from a cluster-scoped kind"
+        );
+        // Without the app file's word, an unknown kind is taken for a namespaced custom resource.
+        let rendered = render(&[("app/all.yaml", OBJECTS)], &app(&[])).expect("render");
+        assert_eq!(
+            namespaces(&rendered)[6],
+            ("ClusterThing".to_owned(), "shop".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_explicit_namespace_and_a_defaulted_one_can_collide() {
+        let files = [
+            (
+                "app/a.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+            ),
+            (
+                "app/b.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n",
+            ),
+        ];
+        let err = render(&files, &app(&[])).expect_err("duplicate");
+        assert_eq!(
+            err.to_string(),
+            "ConfigMap/shop/c is declared twice: in app/a.yaml (document 1) and in app/b.yaml (document 1)"
+        );
     }
 }

@@ -229,6 +229,7 @@ mod tests {
             renderer: Renderer::Tera,
             values: vec![],
             from_app_file: true,
+            cluster_scoped_kinds: vec![],
         }
     }
 
