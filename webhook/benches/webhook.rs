@@ -25,7 +25,7 @@ use gitops_webhook::decision::{decide, AppClaim, GitFacts};
 use gitops_webhook::metrics::Metrics;
 use gitops_webhook::review::AdmissionRequest;
 use gitops_webhook::store::GitStore;
-use https::{free_port, get, Connection, Pki};
+use https::{free_ports, get, Connection, Pki};
 use serde_json::{json, Value};
 
 /// Connections of the load generator, and requests per connection (bounded).
@@ -176,7 +176,10 @@ async fn wait_ready(admin: Option<SocketAddr>, https: SocketAddr) {
         if ready {
             return;
         }
-        assert!(Instant::now() < deadline, "server did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "server {https} (admin {admin:?}) did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -212,8 +215,9 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// The no-op server: the same axum + rustls + hyper stack, answering a constant "allowed".
-fn noop_server(port: u16, cert: &Path, key: &Path) {
+/// The no-op server: the same axum + rustls + hyper stack, answering a constant "allowed"; with
+/// `parse`, it also parses the review and echoes its uid (the floor any real webhook pays).
+fn noop_server(port: u16, cert: &Path, key: &Path, parse: bool) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use axum::routing::post;
@@ -223,10 +227,16 @@ fn noop_server(port: u16, cert: &Path, key: &Path) {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let app = axum::Router::new().route(
             "/validate",
-            post(|_body: axum::body::Bytes| async {
+            post(move |body: axum::body::Bytes| async move {
+                let uid = if parse {
+                    let review: gitops_webhook::review::AdmissionReview = serde_json::from_slice(&body).unwrap();
+                    review.request.map(|r| r.uid).unwrap_or_default()
+                } else {
+                    String::new()
+                };
                 (
                     [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"","allowed":true}}"#,
+                    format!(r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{{"uid":"{uid}","allowed":true}}}}"#),
                 )
             }),
         );
@@ -239,10 +249,12 @@ fn noop_server(port: u16, cert: &Path, key: &Path) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--noop-server") {
+        let parse = args.get(i + 4).is_some_and(|a| a == "parse");
         noop_server(
             args[i + 1].parse().unwrap(),
             Path::new(&args[i + 2]),
             Path::new(&args[i + 3]),
+            parse,
         );
         return;
     }
@@ -334,7 +346,8 @@ fn main() {
         config_text(&repo.url, &work.path().join("server-cache")),
     )
     .unwrap();
-    let (port, admin_port, noop_port) = (free_port(), free_port(), free_port());
+    let [port, admin_port, noop_port, parse_port] = free_ports::<4>();
+    let parsing: SocketAddr = format!("127.0.0.1:{parse_port}").parse().unwrap();
     let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
     let noop: SocketAddr = format!("127.0.0.1:{noop_port}").parse().unwrap();
@@ -359,18 +372,23 @@ fn main() {
             .unwrap(),
     );
     let exe: PathBuf = std::env::current_exe().unwrap();
-    let _noop = Killed(
-        Command::new(exe)
-            .args([
-                "--noop-server",
-                &noop_port.to_string(),
-                &cert_path.display().to_string(),
-                &key_path.display().to_string(),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let noop_child = |port: u16, mode: &str| {
+        Killed(
+            Command::new(&exe)
+                .args([
+                    "--noop-server",
+                    &port.to_string(),
+                    &cert_path.display().to_string(),
+                    &key_path.display().to_string(),
+                    mode,
+                ])
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let _noop = noop_child(noop_port, "constant");
+    let _parsing = noop_child(parse_port, "parse");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -378,16 +396,20 @@ fn main() {
     runtime.block_on(async {
         wait_ready(Some(admin), address).await;
         wait_ready(None, noop).await;
+        wait_ready(None, parsing).await;
         let client = https::client_config(&pki.ca_pem);
         let body = Arc::new(body);
         // Warm both (the webhook renders c1 and c2 once).
         load(address, client.clone(), body.clone()).await;
         load(noop, client.clone(), body.clone()).await;
+        load(parsing, client.clone(), body.clone()).await;
         let mut webhook_rps = Vec::new();
         let mut noop_rps = Vec::new();
+        let mut parse_rps = Vec::new();
         for _ in 0..3 {
             webhook_rps.push(load(address, client.clone(), body.clone()).await);
             noop_rps.push(load(noop, client.clone(), body.clone()).await);
+            parse_rps.push(load(parsing, client.clone(), body.clone()).await);
         }
         let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
         println!(
@@ -396,7 +418,9 @@ fn main() {
         );
         println!("  gitops-webhook: {:?} req/s (best {:.0})", webhook_rps.iter().map(|r| r.round()).collect::<Vec<_>>(), best(&webhook_rps));
         println!("  no-op server:   {:?} req/s (best {:.0})", noop_rps.iter().map(|r| r.round()).collect::<Vec<_>>(), best(&noop_rps));
-        println!("  ratio (best/best): {:.2} (goal >= 0.80)", best(&webhook_rps) / best(&noop_rps));
+        println!("  parse-only server: {:?} req/s (best {:.0})", parse_rps.iter().map(|r| r.round()).collect::<Vec<_>>(), best(&parse_rps));
+        println!("  ratio to no-op (best/best): {:.2} (goal >= 0.80)", best(&webhook_rps) / best(&noop_rps));
+        println!("  ratio to parse-only (best/best): {:.2}", best(&webhook_rps) / best(&parse_rps));
 
         // 4. Memory: the 1,000-object app is rendered by the index at start-up; ask about one of
         //    its objects so the request path has it cached too.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::https::{free_port, get, Connection, Pki};
+use common::https::{free_ports, get, Connection, Pki};
 use common::{fixture, git, Repo, World};
 use gitops_shared::provenance::REVISION_ANNOTATION;
 use serde_json::{json, Value};
@@ -124,7 +124,7 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
             "shop.git",
         ],
     );
-    let git_port = free_port();
+    let [git_port, port, admin_port] = free_ports::<3>();
     let mut daemon = Some(start_git_daemon(served.path(), git_port));
     let url = format!("git://127.0.0.1:{git_port}/shop.git");
     let (c1, c2, c3) = (repo.c1.clone(), repo.c2.clone(), repo.c3.clone());
@@ -157,7 +157,6 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
         ),
     )
     .unwrap();
-    let (port, admin_port) = (free_port(), free_port());
     let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
     let log = std::fs::File::create(work.path().join("webhook.log")).unwrap();
