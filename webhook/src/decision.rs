@@ -108,6 +108,11 @@ pub trait GitFacts {
         namespace: &str,
         name: &str,
     ) -> Option<HeadDeclaration>;
+    /// Fetches `repo` now (at most once per `missFetchInterval`, never twice at once) and brings
+    /// the head index up to date; true when a fetch happened.
+    fn refresh_head(&self, _repo: &str) -> Result<bool, FactError> {
+        Ok(false)
+    }
     /// Decides from what is already in memory, without any Git or disk access, so the server can
     /// answer on its event loop; `None` when some fact is not in memory (the server then decides
     /// on a blocking thread).
@@ -336,36 +341,78 @@ fn decide_delete(
         return Decision::allow("exempt identity deletes");
     }
     let key = key_of(old, request);
-    if let Some(head) = facts.head_declaration(&key) {
-        return Decision::deny(still_declared(&key, &head.app, &head.commit, &head.branch));
-    }
-    // Folder apps are not in the index: render the claimed app at the head.
-    if let Some(provenance) = Provenance::of(old) {
-        if config.repository(&provenance.repo).is_some() {
-            if let Ok(head) = facts.head(&provenance.repo) {
-                let claim = AppClaim {
-                    app: provenance.app.clone(),
-                    path: provenance.path.clone(),
-                    folder_namespace: key.namespace.clone(),
-                };
-                match facts.render(&provenance.repo, &head, &claim) {
-                    Ok(desired) if desired.objects.contains_key(&key) => {
-                        let branch = config
-                            .repository(&provenance.repo)
-                            .map_or("its tracked branch", |r| r.branch.as_str());
-                        return Decision::deny(still_declared(&key, &provenance.app, &head, branch));
-                    }
-                    Ok(_) | Err(FactError::AppGone(_)) => {}
-                    Err(FactError::Failed(reason)) => {
-                        return Decision::deny(format!(
-                            "{key}: cannot tell whether the branch head still declares it ({reason}); try again, or delete it by removing it from Git"
-                        ))
-                    }
-                }
+    let provenance = Provenance::of(old).filter(|p| config.repository(&p.repo).is_some());
+    let declared = match declared_at_head(&key, provenance.as_ref(), config, facts) {
+        Ok(declared) => declared,
+        Err(denial) => return denial,
+    };
+    let Some(first) = declared else {
+        return Decision::allow("prune: the branch head no longer declares it");
+    };
+    // What the head declares is as of the last fetch: a prune usually follows a push at once,
+    // so look at the remote again (rate-limited like a miss) before refusing.
+    let repo = provenance
+        .as_ref()
+        .map_or(first.repo.as_str(), |p| p.repo.as_str());
+    if facts.refresh_head(repo).unwrap_or(false) {
+        match declared_at_head(&key, provenance.as_ref(), config, facts) {
+            Ok(Some(still)) => {
+                return Decision::deny(still_declared(
+                    &key,
+                    &still.app,
+                    &still.commit,
+                    &still.branch,
+                ))
             }
+            Ok(None) => return Decision::allow("prune: the branch head no longer declares it"),
+            Err(denial) => return denial,
         }
     }
-    Decision::allow("prune: the branch head no longer declares it")
+    Decision::deny(still_declared(
+        &key,
+        &first.app,
+        &first.commit,
+        &first.branch,
+    ))
+}
+
+/// Who at a branch head declares `key`: the index of app-file apps, else the claimed (folder)
+/// app rendered at the head.
+fn declared_at_head(
+    key: &ObjectKey,
+    provenance: Option<&Provenance>,
+    config: &Config,
+    facts: &dyn GitFacts,
+) -> Result<Option<HeadDeclaration>, Decision> {
+    if let Some(head) = facts.head_declaration(key) {
+        return Ok(Some(head));
+    }
+    let Some(provenance) = provenance else {
+        return Ok(None);
+    };
+    let Ok(head) = facts.head(&provenance.repo) else {
+        return Ok(None);
+    };
+    let claim = AppClaim {
+        app: provenance.app.clone(),
+        path: provenance.path.clone(),
+        folder_namespace: key.namespace.clone(),
+    };
+    match facts.render(&provenance.repo, &head, &claim) {
+        Ok(desired) => Ok(desired.objects.get(key).map(|object| HeadDeclaration {
+            repo: provenance.repo.clone(),
+            branch: config
+                .repository(&provenance.repo)
+                .map_or_else(|| "its tracked branch".to_owned(), |r| r.branch.clone()),
+            commit: head.clone(),
+            app: provenance.app.clone(),
+            object: Arc::new(object.clone()),
+        })),
+        Err(FactError::AppGone(_)) => Ok(None),
+        Err(FactError::Failed(reason)) => Err(Decision::deny(format!(
+            "{key}: cannot tell whether the branch head still declares it ({reason}); try again, or delete it by removing it from Git"
+        ))),
+    }
 }
 
 fn still_declared(key: &ObjectKey, app: &str, commit: &str, branch: &str) -> String {

@@ -189,6 +189,17 @@ impl Mirror {
         self.with_repo(|r| r.has_commit(commit))
     }
 
+    /// Fetches unless a fetch of this kind ran less than `missFetchInterval` ago; true when it
+    /// fetched (successfully or not: the status says).
+    pub fn fetch_rate_limited(&self) -> bool {
+        let mut last = lock(&self.fetching);
+        if last.is_some_and(|at| at.elapsed() < self.miss_fetch_interval) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        self.fetch_locked().is_ok()
+    }
+
     /// The tracked branch's head, as of the last fetch.
     pub fn head(&self) -> Result<Option<Oid>> {
         if let Some(head) = lock(&self.facts).head {

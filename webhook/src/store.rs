@@ -241,6 +241,10 @@ impl GitFacts for MemoryOnly<'_> {
         self.store.head_declaration(key)
     }
 
+    fn refresh_head(&self, _repo: &str) -> Result<bool, FactError> {
+        self.miss()
+    }
+
     fn scale_parent(
         &self,
         group: &str,
@@ -334,6 +338,15 @@ impl GitFacts for GitStore {
         );
         lock(&self.cache).put(key, desired.clone());
         Ok(desired)
+    }
+
+    fn refresh_head(&self, repo: &str) -> Result<bool, FactError> {
+        let mirror = self.mirror(repo)?;
+        let fetched = mirror.fetch_rate_limited();
+        if fetched {
+            self.reindex(mirror);
+        }
+        Ok(fetched)
     }
 
     fn decide_in_memory(&self, request: &AdmissionRequest, config: &Config) -> Option<Decision> {

@@ -137,6 +137,21 @@ fn prune_after_git_dropped_the_object_is_allowed() {
 }
 
 #[test]
+fn prune_right_after_the_push_is_allowed() {
+    // The webhook has not fetched since the push: it looks again before refusing.
+    let world = World::new();
+    world
+        .repo
+        .commit(&[("apps/web/configmap.yaml", None)], "drop app-config");
+    let mut review = fixture("0137-DELETE-ConfigMap-app-config.json");
+    world.sync(&mut review["request"]["oldObject"], &world.repo.c1);
+    assert_eq!(
+        assert_allowed(&world, &review),
+        Outcome::Allowed("prune: the branch head no longer declares it")
+    );
+}
+
+#[test]
 fn namespace_controller_may_delete_managed_objects() {
     let world = World::new();
     let mut review = fixture("0331-DELETE-Deployment-web.json");
