@@ -15,8 +15,8 @@
 //! - deleting an object the branch head still declares is refused; unmanaged objects pass;
 //! - the webhook's own metrics count those reviews, so the API server did call it by URL.
 //!
-//! `prune_right_after_the_push_is_allowed` is ignored: it shows a webhook bug (a prune right
-//! after the push is refused until the webhook's next periodic fetch; see its doc).
+//! `prune_right_after_the_push_is_allowed`: a prune right after the push passes, because the
+//! webhook fetches once before refusing a DELETE the (possibly stale) branch head declares.
 //!
 //! Where it runs: against the test API server of this crate by default (tokens `admin-token`,
 //! `alice-token`, `controller-token`), or unchanged against a real cluster when
@@ -956,11 +956,9 @@ fn webhook_registered_by_url_admits_syncs_and_refuses_out_of_band_changes() {
 }
 
 /// DESIGN rule 5: a DELETE is a prune "when the tracked branch's head no longer declares it".
-/// `git push` then `kubectl gitops sync --prune` at once, with nothing else changed: the webhook
-/// still judges by the head of its last fetch (up to `fetchInterval`, 60s by default, earlier),
-/// so the prune is refused with "still declares it at commit <previous head> (head of main)".
+/// `git push` then `kubectl gitops sync --prune` at once, with nothing else changed: the webhook's
+/// last periodic fetch (1h here) still has the old head, so it must fetch before refusing.
 #[test]
-#[ignore = "gitops-webhook bug: a DELETE is judged against the branch head of the last periodic fetch; no fetch happens before refusing, so a prune right after the push is denied until the next fetchInterval"]
 fn prune_right_after_the_push_is_allowed() {
     let cluster = Cluster::new("webhook-prune");
     let ns = cluster.namespace.clone();
