@@ -10,7 +10,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::compare::{compare, FieldDiff};
-use crate::provenance::PROVENANCE_ANNOTATIONS;
 
 /// Field managers that mean "a person changed this by hand".
 pub const HAND_MANAGERS: &[&str] = &[
@@ -38,27 +37,7 @@ pub struct HandDrift {
 }
 
 /// `desired` without the provenance annotations: what the digest covers.
-pub fn without_provenance(desired: &Value) -> Value {
-    let mut content = desired.clone();
-    if let Some(metadata) = content.get_mut("metadata").and_then(Value::as_object_mut) {
-        let now_empty = match metadata
-            .get_mut("annotations")
-            .and_then(Value::as_object_mut)
-        {
-            Some(annotations) => {
-                for key in PROVENANCE_ANNOTATIONS {
-                    annotations.remove(key);
-                }
-                annotations.is_empty()
-            }
-            None => false,
-        };
-        if now_empty {
-            metadata.remove("annotations");
-        }
-    }
-    content
-}
+pub use crate::provenance::without_provenance;
 
 /// The declared fields of `desired` that `live` does not hold, provenance annotations left out
 /// (an object rendered from a newer commit with the same content is not drifted).

@@ -117,6 +117,13 @@ pub fn applyset_id(parent: &ObjectKey) -> String {
 /// `sha256:<hex>` over the canonical JSON of `object` with the provenance annotations removed
 /// (and `metadata.annotations` dropped when nothing else is left in it).
 pub fn digest(object: &Value) -> String {
+    let hash = Sha256::digest(to_canonical_json(&without_provenance(object)).as_bytes());
+    format!("sha256:{}", hex::encode(hash))
+}
+
+/// `object` without the provenance annotations (and without `metadata.annotations` when nothing
+/// else is left in it): what the digest covers, and what Git said apart from where it came from.
+pub fn without_provenance(object: &Value) -> Value {
     let mut content = object.clone();
     if let Some(metadata) = content.get_mut("metadata").and_then(Value::as_object_mut) {
         let now_empty = match metadata
@@ -135,8 +142,7 @@ pub fn digest(object: &Value) -> String {
             metadata.remove("annotations");
         }
     }
-    let hash = Sha256::digest(to_canonical_json(&content).as_bytes());
-    format!("sha256:{}", hex::encode(hash))
+    content
 }
 
 /// Stamps an object with the labels (managed-by, app, ApplySet membership) and annotations
