@@ -246,7 +246,7 @@ fn walk(desired: &Value, live: Option<&Value>, at: &mut Path, diffs: &mut Vec<Fi
                 record(desired, live, at, diffs);
                 return;
             };
-            match merge_key(at.last_key(), items) {
+            match merge_key(at.last_key(), items.iter()) {
                 Some(key) => walk_keyed(items, live_items, key, at, diffs),
                 None => {
                     if items.len() != live_items.len() {
@@ -302,15 +302,19 @@ fn record(desired: &Value, live: Option<&Value>, at: &Path, diffs: &mut Vec<Fiel
     });
 }
 
-/// How elements of a list are matched: by `field` (and, for ports, the protocol, TCP by default).
-#[derive(Clone, Copy)]
-struct MergeKey {
-    field: &'static str,
-    with_protocol: bool,
+/// How the elements of a list are matched: by `field` (and, for ports, the protocol, TCP by
+/// default). The webhook's rule 4 matches lists the same way, so it uses this too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeKey {
+    /// The field that identifies an element (`name`, `containerPort`, `mountPath`, …).
+    pub field: &'static str,
+    /// Whether the protocol is part of the identity (ports).
+    pub with_protocol: bool,
 }
 
 impl MergeKey {
-    fn identity(&self, item: &Value) -> (String, String) {
+    /// The identity of an element: the key field's value and the protocol (empty when unused).
+    pub fn identity(&self, item: &Value) -> (String, String) {
         let value = match item.get(self.field) {
             Some(Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
@@ -328,9 +332,13 @@ impl MergeKey {
     }
 }
 
-/// The merge key of a list, from the field that holds it; `None` for lists compared as wholes.
-fn merge_key(list_field: Option<&str>, items: &[Value]) -> Option<MergeKey> {
-    let all_have = |field: &str| items.iter().all(|i| i.get(field).is_some());
+/// The merge key of a list, from the field that holds it and its elements; `None` for lists
+/// compared as wholes (or when an element lacks the key).
+pub fn merge_key<'v>(
+    list_field: Option<&str>,
+    items: impl Iterator<Item = &'v Value> + Clone,
+) -> Option<MergeKey> {
+    let all_have = |field: &str| items.clone().all(|i| i.get(field).is_some());
     let key = |field: &'static str| MergeKey {
         field,
         with_protocol: false,

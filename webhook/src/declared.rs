@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 
+use gitops_shared::compare::{merge_key, MergeKey};
 use gitops_shared::provenance::PROVENANCE_ANNOTATIONS;
 
 /// Metadata the API server writes; never counted as a change.
@@ -439,66 +440,6 @@ fn push_key(at: &mut String, key: &str) {
     } else {
         at.push_str(&format!("[{}]", Value::from(key)));
     }
-}
-
-/// How list items are matched: the same merge keys `gitops_shared::compare` uses.
-struct MergeKey {
-    field: &'static str,
-    with_protocol: bool,
-}
-
-impl MergeKey {
-    fn identity(&self, item: &Value) -> (String, String) {
-        let value = match item.get(self.field) {
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        };
-        let protocol = if self.with_protocol {
-            item.get("protocol")
-                .and_then(Value::as_str)
-                .unwrap_or("TCP")
-                .to_owned()
-        } else {
-            String::new()
-        };
-        (value, protocol)
-    }
-}
-
-fn merge_key<'v>(
-    list_field: Option<&str>,
-    items: impl Iterator<Item = &'v Value> + Clone,
-) -> Option<MergeKey> {
-    let all_have = |field: &str| items.clone().all(|i| i.get(field).is_some());
-    let key = |field: &'static str| MergeKey {
-        field,
-        with_protocol: false,
-    };
-    let chosen = match list_field? {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets"
-        | "resourceClaims"
-        | "webhooks"
-        | "versions" => key("name"),
-        "volumeMounts" => key("mountPath"),
-        "volumeDevices" => key("devicePath"),
-        "hostAliases" => key("ip"),
-        "ports" if all_have("containerPort") => MergeKey {
-            field: "containerPort",
-            with_protocol: true,
-        },
-        "ports" if all_have("port") => MergeKey {
-            field: "port",
-            with_protocol: true,
-        },
-        _ => return None,
-    };
-    all_have(chosen.field).then_some(chosen)
 }
 
 #[cfg(test)]
