@@ -108,7 +108,12 @@ fn other_revisions_render_their_own_content_not_the_working_tree() {
 #[test]
 fn bad_input_exits_2_with_a_message_naming_the_place() {
     // (case, files, arguments, fragments the message must contain)
-    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], &'a [&'a str]);
+    type Case<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [&'a str],
+        &'a [&'a str],
+    );
     let cases: &[Case] = &[
         ("malformed yaml", &[("app/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n")],
             &["--path", "app"], &["app/a.yaml", "document 1", "line"]),
