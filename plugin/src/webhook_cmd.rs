@@ -5,6 +5,7 @@
 //! The objects are the ones in `manifests/base/`, compiled in, so the printed manifests and
 //! `kubectl apply -k manifests/` never disagree.
 
+use gitops_shared::timestamp::civil_from_days;
 use std::io::Write as _;
 
 use base64::Engine as _;
@@ -176,25 +177,9 @@ fn pki(days: u32) -> Result<Pki, ManifestsError> {
     })
 }
 
-/// Days since the Unix epoch, today.
-fn today() -> i64 {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    i64::try_from(seconds / 86_400).unwrap_or(0)
-}
-
-/// The calendar date `days` after the Unix epoch (Howard Hinnant's civil-from-days).
+/// The calendar date `days` after the Unix epoch, as rcgen takes it.
 fn civil(days: i64) -> (i32, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(days);
     (
         i32::try_from(year).unwrap_or(1970),
         u8::try_from(month).unwrap_or(1),
@@ -204,7 +189,7 @@ fn civil(days: i64) -> (i32, u8, u8) {
 
 /// Sets validity from yesterday (for clocks slightly behind) for `days` days.
 fn set_validity(params: &mut rcgen::CertificateParams, days: u32) {
-    let start = today() - 1;
+    let start = gitops_shared::timestamp::today() - 1;
     let (y, m, d) = civil(start);
     params.not_before = rcgen::date_time_ymd(y, m, d);
     let (y, m, d) = civil(start + i64::from(days) + 1);

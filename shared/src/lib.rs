@@ -18,5 +18,6 @@ pub mod provenance;
 pub mod quantity;
 pub mod render;
 pub mod scope;
+pub mod timestamp;
 
 pub use error::{Error, Result};

@@ -396,27 +396,7 @@ fn typed_json(code: StatusCode, content_type: &'static str, body: &Value) -> Res
 }
 
 fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    gitops_shared::timestamp::now_rfc3339()
 }
 
 /// A parsed resource request.
@@ -952,7 +932,7 @@ impl Shared {
                 )
             }
         };
-        let mut store = lock(&self.store);
+        let store = lock(&self.store);
         let key = Shared::key(target, name);
         let Some(old) = store.objects.get(&key).cloned() else {
             return Shared::not_found(target, name);
@@ -971,27 +951,9 @@ impl Shared {
             return denied;
         }
         set_identity(&mut object, target);
-        let manager = query
-            .get("fieldManager")
-            .cloned()
-            .unwrap_or_else(|| "unknown".into());
         let changed = changed_fields(&old, &object);
         carry_bookkeeping(&old, &mut object);
-        take_ownership(&mut object, &manager, "Update", &changed);
-        if let Some(denied) = self.admit(
-            &store,
-            target,
-            "UPDATE",
-            name,
-            Some(&old),
-            Some(&object),
-            user,
-            query,
-        ) {
-            return denied;
-        }
-        let response = self.commit(&mut store, key, &old, object, query);
-        ok_json(StatusCode::OK, &response)
+        self.finish_update(store, target, name, key, old, object, &changed, query, user)
     }
 
     fn merge_patch(
@@ -1013,7 +975,7 @@ impl Shared {
                 )
             }
         };
-        let mut store = lock(&self.store);
+        let store = lock(&self.store);
         let key = Shared::key(target, name);
         let Some(old) = store.objects.get(&key).cloned() else {
             return Shared::not_found(target, name);
@@ -1023,12 +985,30 @@ impl Shared {
         if let Some(denied) = self.validate(target, name, &object, &store) {
             return denied;
         }
+        let changed = changed_fields(&old, &object);
+        self.finish_update(store, target, name, key, old, object, &changed, query, user)
+    }
+
+    /// The end of an update by PUT or merge patch: the changed fields go to the request's field
+    /// manager, admission decides, then the object is written.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_update(
+        &self,
+        mut store: MutexGuard<'_, Store>,
+        target: &Target,
+        name: &str,
+        key: (String, String, String, String),
+        old: Value,
+        mut object: Value,
+        changed: &[FieldPath],
+        query: &HashMap<String, String>,
+        user: &User,
+    ) -> Response {
         let manager = query
             .get("fieldManager")
             .cloned()
             .unwrap_or_else(|| "unknown".into());
-        let changed = changed_fields(&old, &object);
-        take_ownership(&mut object, &manager, "Update", &changed);
+        take_ownership(&mut object, &manager, "Update", changed);
         if let Some(denied) = self.admit(
             &store,
             target,
