@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 pub use crate::declared::UndeclaredChange;
 
+use gitops_shared::compare::merge_key;
 use gitops_shared::provenance::PROVENANCE_ANNOTATIONS;
 
 /// Metadata the API server writes; never counted as a change.
@@ -91,7 +92,7 @@ fn prune(live: &Value, desired: &Value, field: Option<&str>) -> Option<Value> {
             Some(Value::Object(left))
         }
         (Value::Array(live_items), Value::Array(desired_items)) => {
-            let key = merge_key(field, live_items)?;
+            let key = merge_key(field, live_items.iter())?;
             // Keyed list: items Git declares are pruned field by field, the others stay whole.
             let mut left = Vec::new();
             for item in live_items {
@@ -184,7 +185,7 @@ fn diff(
         }
         (Some(Value::Array(a)), Some(Value::Array(b))) => {
             let all: Vec<Value> = a.iter().chain(b.iter()).cloned().collect();
-            match merge_key(field, &all) {
+            match merge_key(field, all.iter()) {
                 Some(key) => {
                     let mut seen = Vec::new();
                     for item in a.iter().chain(b.iter()) {
@@ -234,61 +235,4 @@ fn push_key(at: &mut String, key: &str) {
     } else {
         at.push_str(&format!("[{}]", Value::from(key)));
     }
-}
-
-/// How list items are matched: the same merge keys `gitops_shared::compare` uses.
-struct MergeKey {
-    field: &'static str,
-    with_protocol: bool,
-}
-
-impl MergeKey {
-    fn identity(&self, item: &Value) -> (String, String) {
-        let value = match item.get(self.field) {
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        };
-        let protocol = if self.with_protocol {
-            item.get("protocol")
-                .and_then(Value::as_str)
-                .unwrap_or("TCP")
-                .to_owned()
-        } else {
-            String::new()
-        };
-        (value, protocol)
-    }
-}
-
-fn merge_key(list_field: Option<&str>, items: &[Value]) -> Option<MergeKey> {
-    let all_have = |field: &str| items.iter().all(|i| i.get(field).is_some());
-    let key = |field: &'static str| MergeKey {
-        field,
-        with_protocol: false,
-    };
-    let chosen = match list_field? {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets"
-        | "resourceClaims"
-        | "webhooks"
-        | "versions" => key("name"),
-        "volumeMounts" => key("mountPath"),
-        "volumeDevices" => key("devicePath"),
-        "hostAliases" => key("ip"),
-        "ports" if all_have("containerPort") => MergeKey {
-            field: "containerPort",
-            with_protocol: true,
-        },
-        "ports" if all_have("port") => MergeKey {
-            field: "port",
-            with_protocol: true,
-        },
-        _ => return None,
-    };
-    all_have(chosen.field).then_some(chosen)
 }
