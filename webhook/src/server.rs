@@ -20,13 +20,12 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::decision::{decide, Decision, GitFacts, Outcome};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::review::{response, AdmissionReview, Verdict};
+use crate::review::{response_bytes, AdmissionReview, Verdict};
 use crate::store::GitStore;
 use crate::tls::{provider, server_config, ReloadingCert};
 
@@ -99,60 +98,60 @@ async fn validate(State(state): State<WebhookState>, request: Request) -> Respon
     let Some(request) = review.request else {
         return bad_request("the AdmissionReview has no request".to_owned());
     };
-    let span = tracing::info_span!(
-        "review",
-        uid = %request.uid,
-        operation = request.operation.as_str(),
-        kind = %request.kind.kind,
-        namespace = %request.namespace,
-        name = %request.name,
-        user = %request.user_info.username,
-        dry_run = request.dry_run,
+    let request = Arc::new(request);
+    let started = Instant::now();
+    let deadline = state.config.decision_deadline;
+    // Warm requests are decided from memory on the event loop; anything needing Git goes to a
+    // blocking thread, under the deadline.
+    let decision = match state.facts.decide_in_memory(&request, &state.config) {
+        Some(decision) => decision,
+        None => decide_blocking(&state, request.clone(), deadline).await,
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let operation = request.operation.as_str();
+    state.metrics.review(
+        operation,
+        &request.kind.kind,
+        decision.outcome.label(),
+        seconds,
     );
-    async move {
-        let started = Instant::now();
-        let uid = request.uid.clone();
-        let operation = request.operation.as_str();
-        let kind = request.kind.kind.clone();
-        let deadline = state.config.decision_deadline;
-        // Warm requests are decided from memory on the event loop; anything needing Git goes to
-        // a blocking thread, under the deadline.
-        let decision = match state.facts.decide_in_memory(&request, &state.config) {
-            Some(decision) => decision,
-            None => decide_blocking(&state, request, deadline).await,
+    // No span per request: with the deployed log level (info) an allowed review logs nothing,
+    // and building a span's fields for nothing costs more than the decision. Each event carries
+    // what identifies the review instead.
+    let elapsed_us = (seconds * 1e6) as u64;
+    macro_rules! review_event {
+        ($level:ident, $decision:expr, $($extra:tt)*) => {
+            tracing::$level!(
+                uid = %request.uid,
+                operation,
+                kind = %request.kind.kind,
+                namespace = %request.namespace,
+                name = %request.name,
+                user = %request.user_info.username,
+                dry_run = request.dry_run,
+                decision = $decision,
+                elapsed_us,
+                $($extra)*
+            )
         };
-        let seconds = started.elapsed().as_secs_f64();
-        state
-            .metrics
-            .review(operation, &kind, decision.outcome.label(), seconds);
-        match decision.outcome {
-            Outcome::Denied => tracing::info!(
-                decision = "denied",
-                message = decision.message(),
-                elapsed_us = (seconds * 1e6) as u64,
-                "review"
-            ),
-            Outcome::BreakGlass => tracing::warn!(
-                decision = "break-glass",
-                message = decision.message(),
-                "review"
-            ),
-            Outcome::Allowed(reason) => tracing::debug!(
-                decision = "allowed",
-                reason,
-                elapsed_us = (seconds * 1e6) as u64,
-                "review"
-            ),
-        }
-        Json(response(&uid, &decision.verdict)).into_response()
     }
-    .instrument(span)
-    .await
+    match decision.outcome {
+        Outcome::Denied => review_event!(info, "denied", message = decision.message(), "review"),
+        Outcome::BreakGlass => {
+            review_event!(warn, "break-glass", message = decision.message(), "review")
+        }
+        Outcome::Allowed(reason) => review_event!(debug, "allowed", reason, "review"),
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        response_bytes(&request.uid, &decision.verdict),
+    )
+        .into_response()
 }
 
 async fn decide_blocking(
     state: &WebhookState,
-    request: crate::review::AdmissionRequest,
+    request: Arc<crate::review::AdmissionRequest>,
     deadline: Duration,
 ) -> Decision {
     let (config, facts) = (state.config.clone(), state.facts.clone());
