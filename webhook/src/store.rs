@@ -23,8 +23,19 @@ use crate::metrics::Metrics;
 use crate::mirror::{error_chain, lock, Mirror};
 use crate::review::AdmissionRequest;
 
-/// A render cache key: a commit never changes, so an entry never goes stale.
-type CacheKey = (String, String, AppClaim);
+/// A render cache key (see [`cache_key`]): a commit never changes, so an entry never goes stale.
+type CacheKey = String;
+
+/// Writes the cache key of (repository, commit, app, path, namespace) into `key`: one string, so
+/// a lookup borrows a reused buffer instead of cloning five strings. NUL cannot occur in any of
+/// the parts (they come from Git paths, URLs, names and hex ids), so keys cannot collide.
+fn cache_key(key: &mut String, repo: &str, commit: &str, claim: &AppClaim, namespace: &str) {
+    key.clear();
+    for part in [repo, commit, &claim.app, &claim.path, namespace] {
+        key.push_str(part);
+        key.push('\0');
+    }
+}
 
 /// Mirrors, render cache and head index.
 #[derive(Debug)]
@@ -38,6 +49,17 @@ pub struct GitStore {
 fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The namespace part of a folder app's cache key. A folder app renders per namespace, and its
+/// render for no namespace (a cluster-scoped object's claim) must not be taken for the
+/// app-file slot, which is the empty namespace.
+fn folder_slot(namespace: &str) -> &str {
+    if namespace.is_empty() {
+        "\u{1}no namespace"
+    } else {
+        namespace
+    }
 }
 
 impl GitStore {
@@ -121,20 +143,25 @@ impl GitStore {
     /// A cached render. Apps of the app file render the same for every namespace, so they are
     /// kept once, under an empty namespace; folder apps per namespace.
     fn cached_render(&self, repo: &str, commit: &str, claim: &AppClaim) -> Option<Arc<Desired>> {
-        let key = (repo.to_owned(), commit.to_owned(), claim.clone());
-        let shared_key = (
-            repo.to_owned(),
-            commit.to_owned(),
-            AppClaim {
-                folder_namespace: String::new(),
-                ..claim.clone()
-            },
-        );
-        let mut cache = lock(&self.cache);
-        let hit = match cache.get(&key) {
-            Some(hit) => Some(hit.clone()),
-            None => cache.get(&shared_key).cloned(),
-        };
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let hit = KEY.with_borrow_mut(|key| {
+            let mut cache = lock(&self.cache);
+            // The app-file entry first: it serves every namespace, and most apps are there.
+            cache_key(key, repo, commit, claim, "");
+            if let Some(hit) = cache.get(key.as_str()) {
+                return Some(hit.clone());
+            }
+            cache_key(
+                key,
+                repo,
+                commit,
+                claim,
+                folder_slot(&claim.folder_namespace),
+            );
+            cache.get(key.as_str()).cloned()
+        });
         if hit.is_some() {
             self.metrics.cache(true);
         }
@@ -324,18 +351,12 @@ impl GitFacts for GitStore {
         let (desired, from_app_file) = self.render_uncached(mirror, parse_oid(commit)?, claim)?;
         let desired = Arc::new(desired);
         let namespace = if from_app_file {
-            String::new()
+            ""
         } else {
-            claim.folder_namespace.clone()
+            folder_slot(&claim.folder_namespace)
         };
-        let key = (
-            repo.to_owned(),
-            commit.to_owned(),
-            AppClaim {
-                folder_namespace: namespace,
-                ..claim.clone()
-            },
-        );
+        let mut key = String::new();
+        cache_key(&mut key, repo, commit, claim, namespace);
         lock(&self.cache).put(key, desired.clone());
         Ok(desired)
     }
