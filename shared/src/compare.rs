@@ -133,23 +133,24 @@ fn normalize_desired(desired: &Value) -> std::borrow::Cow<'_, Value> {
 
 /// A path being walked, kept both for people and as a JSON pointer.
 #[derive(Default)]
-struct Path {
-    segments: Vec<Segment>,
+struct Path<'a> {
+    segments: Vec<Segment<'a>>,
 }
 
-enum Segment {
-    Key(String),
+/// Segments borrow from the desired object: a walk that finds no difference allocates nothing.
+enum Segment<'a> {
+    Key(&'a str),
     Index(usize),
     Keyed {
         index: usize,
-        key: String,
-        value: String,
+        key: &'static str,
+        value: IdentityRef<'a>,
     },
 }
 
-impl Path {
-    fn push_key(&mut self, key: &str) {
-        self.segments.push(Segment::Key(key.to_owned()));
+impl<'a> Path<'a> {
+    fn push_key(&mut self, key: &'a str) {
+        self.segments.push(Segment::Key(key));
     }
     fn pop(&mut self) {
         self.segments.pop();
@@ -185,14 +186,14 @@ impl Path {
                         }
                         out.push_str(k);
                     } else {
-                        let _ = write!(out, "[{}]", Value::from(k.as_str()));
+                        let _ = write!(out, "[{}]", Value::from(*k));
                     }
                 }
                 Segment::Index(i) => {
                     let _ = write!(out, "[{i}]");
                 }
                 Segment::Keyed { key, value, .. } => {
-                    let _ = write!(out, "[{key}={value}]");
+                    let _ = write!(out, "[{key}={}]", value.value_text());
                 }
             }
         }
@@ -223,7 +224,12 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
-fn walk(desired: &Value, live: Option<&Value>, at: &mut Path, diffs: &mut Vec<FieldDiff>) {
+fn walk<'a>(
+    desired: &'a Value,
+    live: Option<&Value>,
+    at: &mut Path<'a>,
+    diffs: &mut Vec<FieldDiff>,
+) {
     // `null`, `{}` and `[]` declare nothing: the API server drops them, so there is nothing to hold
     // the cluster to.
     if is_empty(desired) {
@@ -270,20 +276,20 @@ fn walk(desired: &Value, live: Option<&Value>, at: &mut Path, diffs: &mut Vec<Fi
     }
 }
 
-fn walk_keyed(
-    items: &[Value],
+fn walk_keyed<'a>(
+    items: &'a [Value],
     live_items: &[Value],
     key: MergeKey,
-    at: &mut Path,
+    at: &mut Path<'a>,
     diffs: &mut Vec<FieldDiff>,
 ) {
     for (index, item) in items.iter().enumerate() {
-        let identity = key.identity(item);
-        let live_item = live_items.iter().find(|l| key.identity(l) == identity);
+        let identity = key.identity_ref(item);
+        let live_item = live_items.iter().find(|l| key.identity_ref(l) == identity);
         at.segments.push(Segment::Keyed {
             index,
-            key: key.field.to_owned(),
-            value: identity.0.clone(),
+            key: key.field,
+            value: identity,
         });
         match live_item {
             Some(live_item) => walk(item, Some(live_item), at, diffs),
@@ -312,7 +318,60 @@ pub struct MergeKey {
     pub with_protocol: bool,
 }
 
+/// An element's identity, borrowed: [`MergeKey::identity`] without copying, for matching
+/// elements (the hot part of comparing two objects). Equal exactly when the owned identities are.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentityRef<'v> {
+    value: Option<&'v Value>,
+    protocol: &'v str,
+}
+
+impl IdentityRef<'_> {
+    /// The key field's value as [`MergeKey::identity`] writes it.
+    pub fn value_text(&self) -> std::borrow::Cow<'_, str> {
+        match self.value {
+            Some(Value::String(s)) => std::borrow::Cow::Borrowed(s),
+            Some(other) => std::borrow::Cow::Owned(other.to_string()),
+            None => std::borrow::Cow::Borrowed(""),
+        }
+    }
+}
+
+impl PartialEq for IdentityRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        if self.protocol != other.protocol {
+            return false;
+        }
+        match (self.value, other.value) {
+            (Some(Value::String(a)), Some(Value::String(b))) => a == b,
+            (None, None) => true,
+            (Some(Value::Number(a)), Some(Value::Number(b))) => match (a.as_i64(), b.as_i64()) {
+                (Some(a), Some(b)) => a == b,
+                _ => a.to_string() == b.to_string(),
+            },
+            // A string against a number (`"80"` and `80`) or an absent field against `""`: rare,
+            // compared as the owned identities would be.
+            _ => self.value_text() == other.value_text(),
+        }
+    }
+}
+
 impl MergeKey {
+    /// The borrowed identity of an element (see [`IdentityRef`]).
+    pub fn identity_ref<'v>(&self, item: &'v Value) -> IdentityRef<'v> {
+        let protocol = if self.with_protocol {
+            item.get("protocol")
+                .and_then(Value::as_str)
+                .unwrap_or("TCP")
+        } else {
+            ""
+        };
+        IdentityRef {
+            value: item.get(self.field),
+            protocol,
+        }
+    }
+
     /// The identity of an element: the key field's value and the protocol (empty when unused).
     pub fn identity(&self, item: &Value) -> (String, String) {
         let value = match item.get(self.field) {
@@ -402,6 +461,44 @@ fn scalars_equal(desired: &Value, live: &Value, at: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The borrowed identity matches exactly when the owned one does, over values that meet in
+    /// real lists: names, ports as numbers and as strings, absent fields, explicit protocols.
+    #[test]
+    fn borrowed_identities_match_like_owned_ones() {
+        let items = [
+            json!({"name": "web"}),
+            json!({"name": "web", "image": "x"}),
+            json!({"name": "db"}),
+            json!({"name": ""}),
+            json!({}),
+            json!({"name": 80}),
+            json!({"name": "80"}),
+            json!({"name": 80.0}),
+            json!({"name": -1}),
+            json!({"name": "web", "protocol": "TCP"}),
+            json!({"name": "web", "protocol": "UDP"}),
+            json!({"name": 80, "protocol": "UDP"}),
+            json!({"name": true}),
+            json!({"name": null}),
+        ];
+        for with_protocol in [false, true] {
+            let key = MergeKey {
+                field: "name",
+                with_protocol,
+            };
+            for a in &items {
+                for b in &items {
+                    assert_eq!(
+                        key.identity_ref(a) == key.identity_ref(b),
+                        key.identity(a) == key.identity(b),
+                        "{a} vs {b} (protocol: {with_protocol})"
+                    );
+                }
+                assert_eq!(key.identity_ref(a).value_text(), key.identity(a).0);
+            }
+        }
+    }
     use serde_json::json;
 
     fn paths(diffs: &[FieldDiff]) -> Vec<&str> {

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use gitops_shared::compare::{merge_key, MergeKey};
+use gitops_shared::compare::{merge_key, IdentityRef, MergeKey};
 use gitops_shared::provenance::PROVENANCE_ANNOTATIONS;
 
 /// Metadata the API server writes; never counted as a change.
@@ -106,7 +106,11 @@ fn nothing_undeclared(
     level: Level,
     field: Option<&str>,
 ) -> bool {
-    if old == new {
+    let equal = match (old, new) {
+        (Some(a), Some(b)) => same(a, b),
+        (a, b) => a == b,
+    };
+    if equal {
         return true;
     }
     if let (Some(Value::Object(a)), Some(Value::Object(b))) = (old, new) {
@@ -115,15 +119,35 @@ fn nothing_undeclared(
             return true;
         }
         let mut below: Vec<&Value> = Vec::with_capacity(declared.len());
-        let keys = a.keys().chain(b.keys().filter(|k| !a.contains_key(*k)));
-        for key in keys {
+        let mut check = |key: &str, x: Option<&Value>, y: Option<&Value>| {
             if level.removes(key) {
-                continue;
+                return true;
             }
             below.clear();
             below.extend(declared.iter().filter_map(|d| d.get(key)));
-            if !nothing_undeclared(a.get(key), b.get(key), &below, level.below(key), Some(key)) {
+            nothing_undeclared(x, y, &below, level.below(key), Some(key))
+        };
+        // The API server writes both objects in the same member order, so the new side's
+        // member is usually the next one: a look-up only when the orders part.
+        let mut cursor = b.iter();
+        let mut aligned = a.len() == b.len();
+        for (key, x) in a {
+            let y = match cursor.next() {
+                Some((other, y)) if aligned && other == key => Some(y),
+                _ => {
+                    aligned = false;
+                    b.get(key)
+                }
+            };
+            if !check(key, Some(x), y) {
                 return false;
+            }
+        }
+        if !aligned {
+            for (key, y) in b {
+                if !a.contains_key(key) && !check(key, None, Some(y)) {
+                    return false;
+                }
             }
         }
         return true;
@@ -167,8 +191,8 @@ fn keyed_nothing_undeclared(
     }
     let mut items: Vec<&Value> = Vec::with_capacity(declared.len());
     for item in a.iter().chain(b) {
-        let identity = key.identity(item);
-        let (Some(x), Some(y)) = (find(a, &key, &identity), find(b, &key, &identity)) else {
+        let identity = key.identity_ref(item);
+        let (Some(x), Some(y)) = (find(a, &key, identity), find(b, &key, identity)) else {
             return false;
         };
         // Pruning puts the identity fields back as they are on each side.
@@ -179,7 +203,7 @@ fn keyed_nothing_undeclared(
         items.extend(
             declared
                 .iter()
-                .filter_map(|d| d.as_array().and_then(|list| find(list, &key, &identity))),
+                .filter_map(|d| d.as_array().and_then(|list| find(list, &key, identity))),
         );
         if !nothing_undeclared(Some(x), Some(y), &items, Level::Other, None) {
             return false;
@@ -281,8 +305,11 @@ fn prune(live: &Value, desired: &Value, field: Option<&str>) -> Option<Value> {
             // Keyed list: items Git declares are pruned field by field, the others stay whole.
             let mut left = Vec::new();
             for item in live_items {
-                let identity = key.identity(item);
-                match desired_items.iter().find(|d| key.identity(d) == identity) {
+                let identity = key.identity_ref(item);
+                match desired_items
+                    .iter()
+                    .find(|d| key.identity_ref(d) == identity)
+                {
                     Some(declared) => {
                         let mut rest =
                             prune(item, declared, None).unwrap_or(Value::Object(Map::new()));
@@ -380,8 +407,8 @@ fn diff(
                         seen.push(identity.clone());
                         let len = at.len();
                         at.push_str(&format!("[{}={}]", key.field, identity.0));
-                        let (old_item, new_item) =
-                            (find(a, &key, &identity), find(b, &key, &identity));
+                        let found = |list| find(list, &key, key.identity_ref(item));
+                        let (old_item, new_item) = (found(a), found(b));
                         diff(old_item, new_item, at, None, out);
                         at.truncate(len);
                     }
@@ -396,8 +423,34 @@ fn diff(
 }
 
 /// The first item of `list` with `identity`.
-fn find<'v>(list: &'v [Value], key: &MergeKey, identity: &(String, String)) -> Option<&'v Value> {
-    list.iter().find(|item| key.identity(item) == *identity)
+fn find<'v>(list: &'v [Value], key: &MergeKey, identity: IdentityRef<'_>) -> Option<&'v Value> {
+    list.iter().find(|item| key.identity_ref(item) == identity)
+}
+
+/// `a == b`, walking maps in their member order first: the API server writes the old and the
+/// new object in the same order, so this avoids a hashed look-up per member. When the orders
+/// part, the maps are compared by look-up like `==` does.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            if x.len() != y.len() {
+                return false;
+            }
+            for ((k, v), (l, w)) in x.iter().zip(y) {
+                if k != l {
+                    return x == y;
+                }
+                if !same(v, w) {
+                    return false;
+                }
+            }
+            true
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
+        }
+        _ => a == b,
+    }
 }
 
 /// `clean(a) == clean(b)` without building either.
@@ -512,7 +565,7 @@ mod tests {
     }
 
     /// Changes one random place of `value`: a new scalar, a removal, an added member or item, a
-    /// change of type, or a copy of another part.
+    /// change of type, a copy of another part, or the same members in reverse order.
     fn mutate(value: &mut Value, rng: &mut Rng) {
         let mut all = Vec::new();
         paths(value, &mut Vec::new(), &mut all);
@@ -571,6 +624,11 @@ mod tests {
                 items.push(item);
             }
             (3, Value::Array(items)) if items.len() > 1 => items.swap(0, 1),
+            // The same members in another order (the fast paths walk members in order).
+            (4, Value::Object(map)) if map.len() > 1 => {
+                let members: Vec<(String, Value)> = std::mem::take(map).into_iter().rev().collect();
+                map.extend(members);
+            }
             (_, target) => *target = scalars[rng.below(scalars.len())].clone(),
         }
     }
