@@ -114,7 +114,8 @@ pub struct Users(pub HashMap<String, User>);
 
 impl Default for Users {
     /// `admin-token` → admin (system:masters); `alice-token` → alice (group developers, standing in
-    /// for RBAC `edit`); `controller-token` → the kube-system deployment controller.
+    /// for RBAC `edit`); `controller-token` → the kube-system deployment controller;
+    /// `reader-token` → the gitops webhook's service account, which reads scale parents.
     fn default() -> Users {
         let mut users = HashMap::new();
         let mut add = |token: &str, name: &str, groups: &[&str]| {
@@ -142,6 +143,15 @@ impl Default for Users {
             &[
                 "system:serviceaccounts",
                 "system:serviceaccounts:kube-system",
+                "system:authenticated",
+            ],
+        );
+        add(
+            "reader-token",
+            "system:serviceaccount:gitops-webhook:gitops-webhook",
+            &[
+                "system:serviceaccounts",
+                "system:serviceaccounts:gitops-webhook",
                 "system:authenticated",
             ],
         );
