@@ -244,7 +244,7 @@ pub fn manifests(args: &ManifestsArgs) -> Result<String, ManifestsError> {
         let kind = object["kind"].as_str().unwrap_or_default().to_owned();
         let cluster_scoped = matches!(
             kind.as_str(),
-            "Namespace" | "ValidatingWebhookConfiguration"
+            "Namespace" | "ValidatingWebhookConfiguration" | "ClusterRole" | "ClusterRoleBinding"
         );
         if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             if !cluster_scoped {
@@ -334,6 +334,8 @@ mod tests {
                 "ServiceAccount",
                 "Role",
                 "RoleBinding",
+                "ClusterRole",
+                "ClusterRoleBinding",
                 "ConfigMap",
                 "Service",
                 "Secret",
@@ -407,6 +409,91 @@ mod tests {
             config.contains("# Trusted repositories"),
             "comments are kept"
         );
+    }
+
+    fn printed() -> Vec<Value> {
+        documents(
+            &manifests(&ManifestsArgs {
+                repo: "https://git.example/shop.git".into(),
+                branch: "main".into(),
+                image: DEFAULT_IMAGE.into(),
+                days: 30,
+            })
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn grants_get_on_the_scalable_built_in_kinds_only() {
+        let objects = printed();
+        let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap();
+        let role = find("ClusterRole");
+        assert!(role["metadata"]["namespace"].is_null());
+        assert_eq!(
+            role["rules"],
+            json!([
+                {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"], "verbs": ["get"]},
+                {"apiGroups": [""], "resources": ["replicationcontrollers"], "verbs": ["get"]}
+            ])
+        );
+        let binding = find("ClusterRoleBinding");
+        assert!(binding["metadata"]["namespace"].is_null());
+        assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "gitops-webhook", "namespace": NAMESPACE}])
+        );
+        // The pod gets the token that reads with it.
+        assert_eq!(find("ServiceAccount")["automountServiceAccountToken"], true);
+        assert_eq!(
+            find("Deployment")["spec"]["template"]["spec"]["automountServiceAccountToken"],
+            true
+        );
+    }
+
+    /// `kubectl gitops webhook manifests` and `kubectl apply -k manifests/` grant the same: the
+    /// service account and its RBAC objects are equal, as `kubectl kustomize` builds the base.
+    #[test]
+    fn prints_the_same_rbac_as_the_kustomize_base() {
+        let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests");
+        let Ok(output) = std::process::Command::new("kubectl")
+            .args(["kustomize", base])
+            .output()
+        else {
+            eprintln!(
+                "kubectl is not installed: the comparison with kubectl kustomize is left out"
+            );
+            return;
+        };
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let built = documents(&String::from_utf8(output.stdout).unwrap());
+        let rbac = |objects: &[Value]| -> Vec<Value> {
+            let mut out: Vec<Value> = objects
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o["kind"].as_str(),
+                        Some(
+                            "ServiceAccount"
+                                | "Role"
+                                | "RoleBinding"
+                                | "ClusterRole"
+                                | "ClusterRoleBinding"
+                        )
+                    )
+                })
+                .cloned()
+                .collect();
+            out.sort_by_key(|o| o["kind"].as_str().unwrap().to_owned());
+            out
+        };
+        let (printed, built) = (rbac(&printed()), rbac(&built));
+        assert_eq!(printed.len(), 5);
+        assert_eq!(printed, built);
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub struct Attributes<'a> {
     pub namespace: &'a str,
     /// Name.
     pub name: &'a str,
+    /// The subresource addressed (`scale`), if any.
+    pub subresource: Option<&'a str>,
 }
 
 /// Whether one webhook's rules match.
@@ -110,12 +112,21 @@ pub fn rules_match(webhook: &Value, attributes: &Attributes<'_>) -> bool {
                 "Namespaced" => attributes.namespaced,
                 _ => true,
             };
+            // `*` is every resource but no subresource; `*/*` both; `*/scale` every scale.
             let resource_ok = rule["resources"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
-                .any(|r| r == "*" || r == "*/*" || r == attributes.resource);
+                .any(|r| match attributes.subresource {
+                    None => r == "*" || r == "*/*" || r == attributes.resource,
+                    Some(sub) => {
+                        r == "*/*"
+                            || r.split_once('/').is_some_and(|(resource, rest)| {
+                                (resource == "*" || resource == attributes.resource) && rest == sub
+                            })
+                    }
+                });
             scope_ok
                 && resource_ok
                 && has(&rule["operations"], attributes.operation)
@@ -135,8 +146,14 @@ pub fn review(
     dry_run: bool,
     field_manager: Option<&str>,
 ) -> Value {
-    let kind =
-        json!({"group": attributes.group, "version": attributes.version, "kind": attributes.kind});
+    // The scale subresource of every kind it models is an autoscaling/v1 Scale, as kube-apiserver
+    // serves it for the built-in workloads.
+    let kind = match attributes.subresource {
+        Some("scale") => json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
+        _ => {
+            json!({"group": attributes.group, "version": attributes.version, "kind": attributes.kind})
+        }
+    };
     let resource = json!({"group": attributes.group, "version": attributes.version, "resource": attributes.resource});
     let options_kind = match attributes.operation {
         "CREATE" => "CreateOptions",
@@ -147,10 +164,20 @@ pub fn review(
     if let Some(manager) = field_manager {
         options["fieldManager"] = json!(manager);
     }
-    let mut request = json!({
-        "uid": uid,
-        "kind": kind, "resource": resource, "requestKind": kind, "requestResource": resource,
-        "name": attributes.name,
+    let mut request = json!({"uid": uid, "kind": kind.clone(), "resource": resource.clone()});
+    if let Some(subresource) = attributes.subresource {
+        request["subResource"] = json!(subresource);
+    }
+    request["requestKind"] = kind;
+    request["requestResource"] = resource;
+    if let Some(subresource) = attributes.subresource {
+        request["requestSubResource"] = json!(subresource);
+    }
+    request["name"] = json!(attributes.name);
+    if attributes.namespaced {
+        request["namespace"] = json!(attributes.namespace);
+    }
+    let rest = json!({
         "operation": attributes.operation,
         "userInfo": {"username": user.name, "groups": user.groups},
         "object": object.cloned().unwrap_or(Value::Null),
@@ -158,8 +185,8 @@ pub fn review(
         "dryRun": dry_run,
         "options": options,
     });
-    if attributes.namespaced {
-        request["namespace"] = json!(attributes.namespace);
+    if let (Some(request), Value::Object(rest)) = (request.as_object_mut(), rest) {
+        request.extend(rest);
     }
     json!({"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": request})
 }

@@ -31,14 +31,25 @@
 //!   `clientConfig.url` over HTTPS trusting `caBundle` (plain `http://` is accepted too, which the
 //!   real server refuses); a denial becomes `admission webhook "<name>" denied the request: …`
 //!   with the webhook's code (at least 400), a failed call a 500 unless `failurePolicy: Ignore`.
+//! - the `scale` subresource of Deployments, StatefulSets and ReplicaSets (listed in the group's
+//!   resource list as `<plural>/scale`, kind `autoscaling/v1` Scale, as `kubectl scale` looks it
+//!   up): GET answers the parent as a Scale; PUT and merge patch (what `kubectl scale` sends)
+//!   set the parent's `spec.replicas`, after the webhooks whose rules match `<plural>/scale`,
+//!   `*/scale` or `*/*` (not `*`) allowed an AdmissionReview shaped like the captured one
+//!   (`../shared/fixtures/admission/0076-UPDATE-Scale-web-scale.json`: kind Scale, the parent's
+//!   resource, subResource `scale`, Scales as object and oldObject). Those webhooks are called
+//!   without the store locked, so a webhook may read the parent back; the write then needs the
+//!   parent's resourceVersion to be the one read (409 otherwise), and negative replicas are 422.
 //!
 //! What it does not model: controllers (no Deployment ever gets a status, no Pod is created, no
 //! Service gets a clusterIP), defaulting (objects are stored as sent), schema validation beyond the
 //! checks above, mutating webhooks, admission policies, webhooks referenced by `service`,
-//! `matchConditions`, `matchPolicy` (version conversion), admission of subresources, webhook calls
-//! in parallel (they run one after another, with the store locked, so a webhook must not call
-//! back into this server), RBAC objects (roles are not evaluated), watches, field selectors, pagination,
-//! subresources (status, scale), finalizers and graceful deletion, JSON patch, protobuf, TLS,
+//! `matchConditions`, `matchPolicy` (version conversion), webhook calls in parallel (they run one
+//! after another, and for every write but scale with the store locked, so a webhook must not call
+//! back into this server then), RBAC objects (roles are not evaluated), watches, field selectors,
+//! pagination, other subresources (status; scale of ReplicationControllers and of custom
+//! resources; a Scale's selector from `matchExpressions`; defaulting of an absent
+//! `spec.replicas`, shown as 1), finalizers and graceful deletion, JSON patch, protobuf, TLS,
 //! structured-merge-diff's schema (all lists are atomic except lists of objects with a `name`
 //! key, and ports keyed by `containerPort`/`port` and `protocol`, which are merged by key).
 
@@ -103,7 +114,8 @@ pub struct Users(pub HashMap<String, User>);
 
 impl Default for Users {
     /// `admin-token` → admin (system:masters); `alice-token` → alice (group developers, standing in
-    /// for RBAC `edit`); `controller-token` → the kube-system deployment controller.
+    /// for RBAC `edit`); `controller-token` → the kube-system deployment controller;
+    /// `reader-token` → the gitops webhook's service account, which reads scale parents.
     fn default() -> Users {
         let mut users = HashMap::new();
         let mut add = |token: &str, name: &str, groups: &[&str]| {
@@ -134,6 +146,15 @@ impl Default for Users {
                 "system:authenticated",
             ],
         );
+        add(
+            "reader-token",
+            "system:serviceaccount:gitops-webhook:gitops-webhook",
+            &[
+                "system:serviceaccounts",
+                "system:serviceaccounts:gitops-webhook",
+                "system:authenticated",
+            ],
+        );
         Users(users)
     }
 }
@@ -154,6 +175,12 @@ type ObjectMap = BTreeMap<(String, String, String, String), Value>;
 struct Store {
     builtin: Vec<Resource>,
     objects: ObjectMap,
+}
+
+/// A copy of what admission reads from the store, so webhooks can be called without its lock.
+struct Admission {
+    namespace_labels: Value,
+    configurations: Vec<Value>,
 }
 
 /// Counts of requests by method, for assertions such as "a no-op sync sends no PATCH".
@@ -277,7 +304,22 @@ impl TestApiServer {
                     let app = axum::Router::new().fallback(
                         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                             let shared = app_shared.clone();
-                            async move { shared.handle(method, uri, headers, body) }
+                            // Off the runtime's workers: a handler may wait for the store or for
+                            // a webhook that calls back into this server.
+                            async move {
+                                tokio::task::spawn_blocking(move || {
+                                    shared.handle(method, uri, headers, body)
+                                })
+                                .await
+                                .unwrap_or_else(|error| {
+                                    status(
+                                        StatusCode::INTERNAL_SERVER_ERROR,
+                                        "InternalError",
+                                        format!("the handler failed: {error}"),
+                                        json!({}),
+                                    )
+                                })
+                            }
                         },
                     );
                     let _ = axum::serve(listener, app)
@@ -604,11 +646,21 @@ impl Shared {
             },
             [] => return not_found_path(),
         };
-        if target.subresource.is_some() {
+        if let Some(subresource) = target.subresource.clone() {
+            if subresource == "scale" && has_scale(&target.resource) {
+                if let Some(name) = target.name.clone() {
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    let query = query_params(&uri);
+                    return self.scale(&method, &target, &name, content_type, &query, &body, &user);
+                }
+            }
             return status(
                 StatusCode::NOT_FOUND,
                 "NotFound",
-                "subresources are not modelled by the test API server".into(),
+                "of the subresources only scale (of deployments, statefulsets and replicasets) is modelled by the test API server".into(),
                 json!({}),
             );
         }
@@ -706,8 +758,16 @@ impl Shared {
         let resources: Vec<Value> = served
             .iter()
             .filter(|r| r.group == group && r.version == version)
-            .map(|r| json!({"name": r.plural, "singularName": "", "namespaced": r.namespaced, "kind": r.kind,
-                "verbs": ["create", "delete", "get", "list", "patch", "update"]}))
+            .flat_map(|r| {
+                let mut entries = vec![json!({"name": r.plural, "singularName": "", "namespaced": r.namespaced, "kind": r.kind,
+                    "verbs": ["create", "delete", "get", "list", "patch", "update"]})];
+                if has_scale(r) {
+                    // kubectl scale finds the Scale's group, version and kind here.
+                    entries.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,
+                        "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+                }
+                entries
+            })
             .collect();
         if resources.is_empty() {
             return not_found_path();
@@ -1228,7 +1288,8 @@ impl Shared {
     /// Calls every registered ValidatingWebhookConfiguration webhook that matches, the way
     /// kube-apiserver does; a denial (or a failed call under `failurePolicy: Fail`) becomes the
     /// error response. Runs with the store locked: a webhook that calls back into this server
-    /// would deadlock (the gitops webhook reads Git, not the API).
+    /// would deadlock (the gitops webhook reads Git, not the API, for these; the scale subresource
+    /// calls [`Shared::call_webhooks`] without the lock).
     #[allow(clippy::too_many_arguments)]
     fn admit(
         &self,
@@ -1241,11 +1302,21 @@ impl Shared {
         user: &User,
         query: &HashMap<String, String>,
     ) -> Option<Response> {
+        let admission = Shared::admission(store, target, new.or(old))?;
+        self.call_webhooks(
+            &admission, target, None, operation, name, old, new, user, query,
+        )
+    }
+
+    /// What admission needs from the store: the namespace's labels and the registered
+    /// ValidatingWebhookConfigurations. `None` for the configurations themselves, which are never
+    /// sent to webhooks.
+    fn admission(store: &Store, target: &Target, object: Option<&Value>) -> Option<Admission> {
         if target.resource.group == "admissionregistration.k8s.io" {
             return None;
         }
         let namespace_labels = if !target.resource.namespaced {
-            new.or(old)
+            object
                 .map(|o| o["metadata"]["labels"].clone())
                 .unwrap_or(Value::Null)
         } else {
@@ -1261,6 +1332,37 @@ impl Shared {
                 .map(|n| n["metadata"]["labels"].clone())
                 .unwrap_or(Value::Null)
         };
+        let configurations = store
+            .objects
+            .iter()
+            .filter(|((group, plural, _, _), _)| {
+                group == "admissionregistration.k8s.io"
+                    && plural == "validatingwebhookconfigurations"
+            })
+            .map(|(_, configuration)| configuration.clone())
+            .collect();
+        Some(Admission {
+            namespace_labels,
+            configurations,
+        })
+    }
+
+    /// Calls the matching webhooks of `admission` one after another; the first denial (or failed
+    /// call under `failurePolicy: Fail`) becomes the error response.
+    #[allow(clippy::too_many_arguments)]
+    fn call_webhooks(
+        &self,
+        admission: &Admission,
+        target: &Target,
+        subresource: Option<&str>,
+        operation: &str,
+        name: &str,
+        old: Option<&Value>,
+        new: Option<&Value>,
+        user: &User,
+        query: &HashMap<String, String>,
+    ) -> Option<Response> {
+        let namespace_labels = &admission.namespace_labels;
         let attributes = Attributes {
             operation,
             group: &target.resource.group,
@@ -1270,20 +1372,16 @@ impl Shared {
             namespaced: target.resource.namespaced,
             namespace: &target.namespace,
             name,
+            subresource,
         };
-        for ((group, plural, _, _), configuration) in &store.objects {
-            if group != "admissionregistration.k8s.io"
-                || plural != "validatingwebhookconfigurations"
-            {
-                continue;
-            }
+        for configuration in &admission.configurations {
             for webhook in configuration["webhooks"].as_array().into_iter().flatten() {
                 let webhook_name = webhook["name"].as_str().unwrap_or_default();
                 let object_labels_match = [new, old].into_iter().flatten().any(|o| {
                     selector_matches(&webhook["objectSelector"], &o["metadata"]["labels"])
                 });
                 if !rules_match(webhook, &attributes)
-                    || !selector_matches(&webhook["namespaceSelector"], &namespace_labels)
+                    || !selector_matches(&webhook["namespaceSelector"], namespace_labels)
                     || !object_labels_match
                 {
                     continue;
@@ -1366,6 +1464,141 @@ impl Shared {
         None
     }
 
+    /// The `scale` subresource: GET answers the parent as a Scale; PUT and merge PATCH (what
+    /// `kubectl scale` sends) set the parent's `spec.replicas` once the webhooks matching
+    /// `<resource>/scale` allowed it, with an AdmissionReview shaped like kube-apiserver's
+    /// (kind `autoscaling/v1` Scale, the parent's resource, subResource `scale`, Scales as object
+    /// and oldObject). The webhooks are called without the store lock, since a webhook may read
+    /// the parent back; the write then checks that the parent's resourceVersion is still the one
+    /// read, and answers 409 like an update precondition when it is not.
+    #[allow(clippy::too_many_arguments)]
+    fn scale(
+        &self,
+        method: &Method,
+        target: &Target,
+        name: &str,
+        content_type: &str,
+        query: &HashMap<String, String>,
+        body: &[u8],
+        user: &User,
+    ) -> Response {
+        let key = Shared::key(target, name);
+        let (parent, admission) = {
+            let store = lock(&self.store);
+            let Some(parent) = store.objects.get(&key).cloned() else {
+                return Shared::not_found(target, name);
+            };
+            let admission = Shared::admission(&store, target, Some(&parent));
+            (parent, admission)
+        };
+        let old = scale_of(&parent);
+        let bad_request = |error: serde_json::Error| {
+            status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                error.to_string(),
+                json!({}),
+            )
+        };
+        let requested = match method.as_str() {
+            "GET" => return ok_json(StatusCode::OK, &old),
+            "PUT" => match serde_json::from_slice::<Value>(body) {
+                Ok(scale) => scale,
+                Err(error) => return bad_request(error),
+            },
+            "PATCH"
+                if content_type.starts_with("application/merge-patch+json")
+                    || content_type.starts_with("application/strategic-merge-patch+json") =>
+            {
+                match serde_json::from_slice::<Value>(body) {
+                    Ok(patch) => {
+                        let mut scale = old.clone();
+                        merge(&mut scale, &patch);
+                        scale
+                    }
+                    Err(error) => return bad_request(error),
+                }
+            }
+            "PATCH" => {
+                return status(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"),
+                    json!({}),
+                )
+            }
+            _ => {
+                return status(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    format!("the server does not allow this method on the requested resource ({method})"),
+                    json!({}),
+                )
+            }
+        };
+        let conflict = || {
+            status(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again", target.resource.plural),
+                json!({"name": name, "kind": target.resource.plural}),
+            )
+        };
+        if let Some(rv) = requested["metadata"]["resourceVersion"].as_str() {
+            if Some(rv) != old["metadata"]["resourceVersion"].as_str() {
+                return conflict();
+            }
+        }
+        let replicas = match requested["spec"]["replicas"].as_i64() {
+            Some(replicas) if replicas >= 0 => replicas,
+            _ => {
+                let shown = requested["spec"]["replicas"].to_string();
+                let message = format!("Invalid value: {shown}: must be greater than or equal to 0");
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: {message}"),
+                    json!({"name": name, "group": "autoscaling", "kind": "Scale",
+                        "causes": [{"reason": "FieldValueInvalid", "message": message, "field": "spec.replicas"}]}),
+                );
+            }
+        };
+        let mut new = old.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        if let Some(admission) = &admission {
+            if let Some(denied) = self.call_webhooks(
+                admission,
+                target,
+                Some("scale"),
+                "UPDATE",
+                name,
+                Some(&old),
+                Some(&new),
+                user,
+                query,
+            ) {
+                return denied;
+            }
+        }
+        let mut store = lock(&self.store);
+        let Some(current) = store.objects.get(&key).cloned() else {
+            return Shared::not_found(target, name);
+        };
+        if current["metadata"]["resourceVersion"] != parent["metadata"]["resourceVersion"] {
+            return conflict();
+        }
+        let mut object = current.clone();
+        object["spec"]["replicas"] = json!(replicas);
+        let changed = changed_fields(&current, &object);
+        let manager = query
+            .get("fieldManager")
+            .cloned()
+            .unwrap_or_else(|| "unknown".into());
+        take_ownership(&mut object, &manager, "Update", &changed);
+        let stored = self.commit(&mut store, key, &current, object, query);
+        ok_json(StatusCode::OK, &scale_of(&stored))
+    }
+
     fn delete(
         &self,
         target: &Target,
@@ -1398,6 +1631,53 @@ impl Shared {
         }
         ok_json(StatusCode::OK, &object)
     }
+}
+
+/// Whether the test server serves a `scale` subresource for `resource`: the built-in workloads
+/// that have one (ReplicationControllers and custom resources' scale are not modelled).
+fn has_scale(resource: &Resource) -> bool {
+    resource.group == "apps"
+        && matches!(
+            resource.plural.as_str(),
+            "deployments" | "statefulsets" | "replicasets"
+        )
+}
+
+/// The `autoscaling/v1` Scale of a parent, as kube-apiserver serves it for the built-in kinds:
+/// the parent's identity, its `spec.replicas` (1 when absent, the default this server does not
+/// apply) and `status.replicas`, and the selector of `spec.selector.matchLabels` (sorted by key;
+/// `matchExpressions` are not modelled).
+fn scale_of(parent: &Value) -> Value {
+    let mut metadata = Map::new();
+    for key in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(value) = parent["metadata"].get(key) {
+            metadata.insert(key.to_owned(), value.clone());
+        }
+    }
+    let mut labels: Vec<String> = parent["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    labels.sort();
+    let mut status = json!({"replicas": parent["status"]["replicas"].as_i64().unwrap_or(0)});
+    if !labels.is_empty() {
+        status["selector"] = json!(labels.join(","));
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": {"replicas": parent["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": status,
+    })
 }
 
 fn unreachable_resource() -> Resource {
@@ -1938,6 +2218,101 @@ fn parse_selector(text: &str) -> Result<Vec<Requirement>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The captured `kubectl scale deployment web --replicas=3` of kube-apiserver v1.36.
+    fn captured_scale() -> Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/admission/0076-UPDATE-Scale-web-scale.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture 0076")).expect("JSON")
+    }
+
+    /// The review for a scale is the captured one, field for field (but `userInfo.extra`, which
+    /// this server's token users do not have).
+    #[test]
+    fn scale_review_is_shaped_like_kube_apiservers() {
+        let captured = captured_scale();
+        let request = &captured["request"];
+        // The parent as the real server held it when the Scale was captured.
+        let parent = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "demo", "uid": request["oldObject"]["metadata"]["uid"],
+                "resourceVersion": "377", "creationTimestamp": "2026-11-26T14:29:45Z", "generation": 1,
+                "labels": {"app": "web"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}},
+            "status": {"replicas": 2}});
+        let old = scale_of(&parent);
+        assert_eq!(old, request["oldObject"]);
+        let mut new = old.clone();
+        new["spec"]["replicas"] = json!(3);
+        assert_eq!(new, request["object"]);
+        let attributes = Attributes {
+            operation: "UPDATE",
+            group: "apps",
+            version: "v1",
+            kind: "Deployment",
+            resource: "deployments",
+            namespaced: true,
+            namespace: "demo",
+            name: "web",
+            subresource: Some("scale"),
+        };
+        let admin = User {
+            name: "admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+        };
+        let sent = crate::admission::review(
+            request["uid"].as_str().expect("uid"),
+            &attributes,
+            &admin,
+            Some(&new),
+            Some(&old),
+            false,
+            None,
+        );
+        let mut expected = captured.clone();
+        expected["request"]["userInfo"]
+            .as_object_mut()
+            .expect("userInfo")
+            .remove("extra");
+        assert_eq!(sent, expected);
+        let keys =
+            |v: &Value| -> Vec<String> { v.as_object().expect("object").keys().cloned().collect() };
+        assert_eq!(keys(&sent["request"]), keys(&captured["request"]));
+    }
+
+    #[test]
+    fn scale_rules_match_like_kube_apiservers() {
+        let attributes = |subresource| Attributes {
+            operation: "UPDATE",
+            group: "apps",
+            version: "v1",
+            kind: "Deployment",
+            resource: "deployments",
+            namespaced: true,
+            namespace: "demo",
+            name: "web",
+            subresource,
+        };
+        let webhook = |resources: Value| {
+            json!({"rules": [{"operations": ["UPDATE"], "apiGroups": ["*"], "apiVersions": ["*"],
+                "resources": resources}]})
+        };
+        let scale = attributes(Some("scale"));
+        assert!(rules_match(&webhook(json!(["*/scale"])), &scale));
+        assert!(rules_match(&webhook(json!(["deployments/scale"])), &scale));
+        assert!(rules_match(&webhook(json!(["*/*"])), &scale));
+        assert!(!rules_match(&webhook(json!(["*"])), &scale));
+        assert!(!rules_match(&webhook(json!(["deployments"])), &scale));
+        assert!(!rules_match(
+            &webhook(json!(["statefulsets/scale"])),
+            &scale
+        ));
+        assert!(!rules_match(&webhook(json!(["*/status"])), &scale));
+        let object = attributes(None);
+        assert!(rules_match(&webhook(json!(["*"])), &object));
+        assert!(!rules_match(&webhook(json!(["*/scale"])), &object));
+    }
 
     #[test]
     fn selectors() {

@@ -17,6 +17,15 @@
 //!
 //! `prune_right_after_the_push_is_allowed`: a prune right after the push passes, because the
 //! webhook fetches once before refusing a DELETE the (possibly stale) branch head declares.
+
+//!
+//! `scale_of_a_folder_apps_deployment_is_refused_and_of_an_unmanaged_one_passes`: a Scale carries
+//! no labels and a folder app (a path gitops.yaml does not list) is not in the webhook's head
+//! index, so the webhook reads the parent from the API server: a person's `kubectl scale` (and the
+//! same merge patch on `/scale`) of the folder app's Deployment is refused with the webhook's
+//! sentence, while scaling an unmanaged Deployment passes. The webhook reads with the kubeconfig
+//! of a reader identity (`reader-token`, standing in for its service account) on the test server,
+//! and with `GITOPS_E2E_KUBECONFIG` on a real cluster.
 //!
 //! Where it runs: against the test API server of this crate by default (tokens `admin-token`,
 //! `alice-token`, `controller-token`), or unchanged against a real cluster when
@@ -246,8 +255,14 @@ struct Webhook {
 
 impl Webhook {
     /// Starts the webhook trusting `repo_url` on branch main, fetching it every `fetch_interval`
-    /// (and once on a miss), and waits for `/readyz`.
-    fn start(dir: &Path, host: &str, repo_url: &str, fetch_interval: &str) -> Webhook {
+    /// (and once on a miss), reading scale parents with `kubeconfig`, and waits for `/readyz`.
+    fn start(
+        dir: &Path,
+        host: &str,
+        repo_url: &str,
+        fetch_interval: &str,
+        kubeconfig: &Path,
+    ) -> Webhook {
         // A CA and a serving certificate for the host, localhost and 127.0.0.1.
         let ca = Ca::new("gitops-webhook e2e CA");
         let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
@@ -287,6 +302,10 @@ impl Webhook {
             .arg("--tls-key")
             .arg(tls.join("tls.key"))
             .args(["--listen", &listen, "--admin-listen", &admin.to_string()])
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .env_remove("KUBECONFIG")
+            .env_remove("GITOPS_WEBHOOK_KUBECONFIG")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("webhook log"))
@@ -644,12 +663,23 @@ impl<'a> World<'a> {
         let daemon = GitDaemon::start(&base);
         let url = format!("git://127.0.0.1:{}/deploy", daemon.port);
 
-        // The webhook, registered by URL with its CA.
+        // The webhook, registered by URL with its CA. It reads scale parents as a reader of the
+        // test server (the webhook's service account), or with the real cluster's kubeconfig.
+        let webhook_kubeconfig = match &cluster.server {
+            Some(server) => {
+                let path = cluster.dir.path().join("webhook-kubeconfig");
+                std::fs::write(&path, server.kubeconfig("reader-token", "default"))
+                    .expect("write the webhook's kubeconfig");
+                path
+            }
+            None => cluster.kubeconfig.clone(),
+        };
         let webhook = Webhook::start(
             &cluster.dir.path().join("webhook"),
             &host,
             &url,
             fetch_interval,
+            &webhook_kubeconfig,
         );
         let registration = Registration {
             cluster,
@@ -977,4 +1007,163 @@ fn prune_right_after_the_push_is_allowed() {
         "{run}"
     );
     assert!(cluster.configmap("extra").is_none());
+}
+
+/// A Deployment of a folder app: `folder/storefront` is not listed in gitops.yaml.
+const STOREFRONT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: storefront
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: storefront
+  template:
+    metadata:
+      labels:
+        app: storefront
+    spec:
+      containers:
+      - name: storefront
+        image: registry.k8s.io/pause:3.10
+";
+
+/// DESIGN rule 8 for a folder app: a Scale carries no labels and the head index covers only the
+/// apps of gitops.yaml, so the webhook reads the parent from the API server. `kubectl scale` (and
+/// the same merge patch on `/scale`) of a folder app's Deployment by a person is refused with the
+/// webhook's sentence; a scale of an unmanaged Deployment passes, and so does a scale to Git's value.
+#[test]
+fn scale_of_a_folder_apps_deployment_is_refused_and_of_an_unmanaged_one_passes() {
+    let cluster = Cluster::new("webhook-scale");
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    let (api, webhook) = (&world.api, &world.webhook);
+    world
+        .repo
+        .write("folder/storefront/deployment.yaml", STOREFRONT);
+    let head = world.repo.commit("folder app storefront");
+
+    // The admin syncs the folder app through the webhook.
+    let run = cluster.run(&[
+        "sync",
+        "--repo",
+        &world.url,
+        "--path",
+        "folder/storefront",
+        "-n",
+        &ns,
+    ]);
+    assert_eq!(run.code, 0, "{run}\n{}", webhook.log_text());
+    assert!(
+        run.stdout
+            .contains(&format!("created Deployment/{ns}/storefront")),
+        "{run}"
+    );
+    let storefront = format!("/apis/apps/v1/namespaces/{ns}/deployments/storefront");
+    let deployment = cluster.get(&storefront).expect("storefront exists");
+    assert_eq!(
+        annotation(&deployment, "kubectl-gitops.io/path"),
+        Some("folder/storefront")
+    );
+    assert_eq!(deployment["spec"]["replicas"], 2);
+
+    // Alice scales it (the merge patch kubectl scale sends): refused, nothing changes.
+    let says = |replicas: u32| {
+        format!(
+            "Deployment/{ns}/storefront: spec.replicas is {replicas}, commit {} on main says 2 — change it in Git (kubectl scale is an out-of-band change)",
+            short(&head)
+        )
+    };
+    let scale = format!("{storefront}/scale");
+    let answer = api.merge_patch(Who::Alice, &scale, json!({"spec": {"replicas": 5}}));
+    assert_denied(&answer, &says(5));
+    assert_eq!(
+        cluster.get(&storefront).expect("storefront")["spec"]["replicas"],
+        2
+    );
+    if let Some(server) = &cluster.server {
+        // What the webhook got has the captured shape (fixture 0076).
+        let reviews = server.requests().admission_reviews();
+        let sent = &reviews.last().expect("a review")["request"];
+        assert_eq!(
+            sent["kind"],
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+        );
+        assert_eq!(
+            sent["resource"],
+            json!({"group": "apps", "version": "v1", "resource": "deployments"})
+        );
+        assert_eq!(sent["subResource"], "scale");
+        assert_eq!(sent["operation"], "UPDATE");
+        assert_eq!(sent["userInfo"]["username"], "alice");
+        assert_eq!(sent["oldObject"]["spec"]["replicas"], 2);
+        assert_eq!(sent["object"]["spec"]["replicas"], 5);
+        assert_eq!(sent["object"]["status"]["selector"], "app=storefront");
+    }
+    // And with the kubectl program.
+    if let Some(run) = api.kubectl_as_alice(
+        &cluster,
+        &["scale", "deployment", "storefront", "--replicas=4"],
+    ) {
+        assert_eq!(run.code, 1, "{run}");
+        assert!(
+            run.stderr.contains(&format!(
+                "Error from server (Forbidden): {}",
+                denied(&says(4))
+            )),
+            "{run}"
+        );
+        assert!(!run.stdout.contains("scaled"), "{run}");
+    }
+    assert_eq!(
+        cluster.get(&storefront).expect("storefront")["spec"]["replicas"],
+        2
+    );
+    // Scaling to Git's value is no change and passes.
+    let (code, body) = api.merge_patch(Who::Alice, &scale, json!({"spec": {"replicas": 2}}));
+    assert_eq!(code, 200, "{body:#}");
+
+    // An unmanaged Deployment: alice may scale it, through the API and with kubectl.
+    let (code, body) = api.request(
+        Who::Alice,
+        "POST",
+        &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+        Some("application/json"),
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "scratch"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "scratch"}},
+                "template": {"metadata": {"labels": {"app": "scratch"}},
+                    "spec": {"containers": [{"name": "scratch", "image": "registry.k8s.io/pause:3.10"}]}}}}),
+    );
+    assert_eq!(code, 200, "{body:#}");
+    let scratch = format!("/apis/apps/v1/namespaces/{ns}/deployments/scratch");
+    let (code, body) = api.merge_patch(
+        Who::Alice,
+        &format!("{scratch}/scale"),
+        json!({"spec": {"replicas": 3}}),
+    );
+    assert_eq!(code, 200, "{body:#}\n{}", webhook.log_text());
+    assert_eq!(body["kind"], "Scale");
+    assert_eq!(body["spec"]["replicas"], 3);
+    assert_eq!(
+        cluster.get(&scratch).expect("scratch")["spec"]["replicas"],
+        3
+    );
+    if let Some(run) = api.kubectl_as_alice(
+        &cluster,
+        &["scale", "deployment", "scratch", "--replicas=4"],
+    ) {
+        assert_eq!(run.code, 0, "{run}");
+        assert!(
+            run.stdout.contains("deployment.apps/scratch scaled"),
+            "{run}"
+        );
+        assert_eq!(
+            cluster.get(&scratch).expect("scratch")["spec"]["replicas"],
+            4
+        );
+    }
+    // The webhook decided those Scales (the API server called it for */scale).
+    assert!(webhook.reviews("UPDATE", "Scale", "denied") >= 1);
+    assert!(webhook.reviews("UPDATE", "Scale", "allowed") >= 2);
 }

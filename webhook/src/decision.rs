@@ -5,7 +5,8 @@
 //!
 //! The eight rules of DESIGN.md, in the order they apply:
 //! status subresources pass (8); break-glass members pass with a warning (6); the scale
-//! subresource is checked against the branch heads' index (8); DELETE needs the branch head not
+//! subresource is checked against the branch heads' index, or against the parent the server read
+//! from the API server when the index does not know it (8); DELETE needs the branch head not
 //! to declare the object, or an exempt caller (5); unmanaged objects pass except when created in
 //! a Git-only namespace (1); the claimed repository, commit and branch must check out, and
 //! revisions only move forward (2); every declared field must equal the object (3); and a person
@@ -85,6 +86,87 @@ pub struct HeadDeclaration {
     pub object: Arc<Value>,
 }
 
+/// A scale subresource's parent as the API server holds it, read by the server because the head
+/// index does not know the parent (a folder app's object, or an unmanaged one). A Scale carries
+/// no labels, so only the parent says whether it is managed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveParent {
+    /// The API server has no such object: there is nothing to protect.
+    Absent,
+    /// The parent as read.
+    Found(Value),
+    /// Reading it failed (network, RBAC, timeout); why, as one clause.
+    Unreadable(String),
+}
+
+/// Where a scale request's parent lives, for reading it from the API server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleParentRef {
+    /// API group of the parent, empty for core.
+    pub group: String,
+    /// Version of the parent's resource, as the request addressed it.
+    pub version: String,
+    /// Plural resource (`deployments`).
+    pub resource: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for ScaleParentRef {
+    /// `deployments/web in shop`, the way a person names it on the command line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.resource, self.name)?;
+        if !self.namespace.is_empty() {
+            write!(f, " in {}", self.namespace)?;
+        }
+        Ok(())
+    }
+}
+
+/// The parent a scale request addresses when the decision would consult the API server for it:
+/// an UPDATE of the `scale` subresource that changes `spec.replicas` of a parent the head index
+/// does not know. `None` otherwise, so the server reads nothing for every other request.
+pub fn scale_parent_to_read(
+    request: &AdmissionRequest,
+    facts: &dyn GitFacts,
+) -> Option<ScaleParentRef> {
+    if request.sub_resource.as_deref() != Some("scale") || request.operation != Operation::Update {
+        return None;
+    }
+    let (new, old) = (request.object.as_ref()?, request.old_object.as_ref()?);
+    if new.pointer("/spec/replicas") == old.pointer("/spec/replicas") {
+        return None;
+    }
+    let name = scale_name(request, new);
+    let known = facts.scale_parent(
+        &request.resource.group,
+        &request.resource.resource,
+        &request.namespace,
+        name,
+    );
+    known.is_none().then(|| ScaleParentRef {
+        group: request.resource.group.clone(),
+        version: request.resource.version.clone(),
+        resource: request.resource.resource.clone(),
+        namespace: request.namespace.clone(),
+        name: name.to_owned(),
+    })
+}
+
+/// The name of a scale request's parent: the request's, else the Scale's own.
+fn scale_name<'a>(request: &'a AdmissionRequest, scale: &'a Value) -> &'a str {
+    if request.name.is_empty() {
+        scale
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    } else {
+        request.name.as_str()
+    }
+}
+
 /// Facts about Git the decision needs. The server answers from its mirrors (fetching once on a
 /// miss) and its render cache; tests answer from real repositories.
 pub trait GitFacts {
@@ -108,6 +190,11 @@ pub trait GitFacts {
         namespace: &str,
         name: &str,
     ) -> Option<HeadDeclaration>;
+    /// The scale parent the server read from the API server for this request; `None` when it
+    /// read none (the index knows the parent, or the webhook has no API access).
+    fn live_scale_parent(&self) -> Option<&LiveParent> {
+        None
+    }
     /// Fetches `repo` now (at most once per `missFetchInterval`, never twice at once) and brings
     /// the head index up to date; true when a fetch happened.
     fn refresh_head(&self, _repo: &str) -> Result<bool, FactError> {
@@ -118,6 +205,53 @@ pub trait GitFacts {
     /// on a blocking thread).
     fn decide_in_memory(&self, _request: &AdmissionRequest, _config: &Config) -> Option<Decision> {
         None
+    }
+}
+
+/// Git facts plus the scale parent the server read from the API server: the decision stays a
+/// pure function of its inputs, and the read parent is one more input.
+pub struct WithLiveParent<'a> {
+    /// Everything else.
+    pub facts: &'a dyn GitFacts,
+    /// What the API server said about the parent.
+    pub parent: LiveParent,
+}
+
+impl GitFacts for WithLiveParent<'_> {
+    fn locate(&self, repo: &str, commit: &str) -> Result<CommitPlace, FactError> {
+        self.facts.locate(repo, commit)
+    }
+    fn head(&self, repo: &str) -> Result<String, FactError> {
+        self.facts.head(repo)
+    }
+    fn is_ancestor(&self, repo: &str, ancestor: &str, descendant: &str) -> Result<bool, FactError> {
+        self.facts.is_ancestor(repo, ancestor, descendant)
+    }
+    fn render(
+        &self,
+        repo: &str,
+        commit: &str,
+        claim: &AppClaim,
+    ) -> Result<Arc<Desired>, FactError> {
+        self.facts.render(repo, commit, claim)
+    }
+    fn head_declaration(&self, key: &ObjectKey) -> Option<HeadDeclaration> {
+        self.facts.head_declaration(key)
+    }
+    fn scale_parent(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<HeadDeclaration> {
+        self.facts.scale_parent(group, resource, namespace, name)
+    }
+    fn live_scale_parent(&self) -> Option<&LiveParent> {
+        Some(&self.parent)
+    }
+    fn refresh_head(&self, repo: &str) -> Result<bool, FactError> {
+        self.facts.refresh_head(repo)
     }
 }
 
@@ -217,7 +351,7 @@ pub fn decide(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts)
 fn evaluate(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts) -> Decision {
     let exempt = config.is_exempt(&request.user_info.username, &request.user_info.groups);
     if request.sub_resource.as_deref() == Some("scale") {
-        return decide_scale(request, exempt, facts);
+        return decide_scale(request, config, exempt, facts);
     }
     match request.operation {
         Operation::Delete => decide_delete(request, config, exempt, facts),
@@ -257,7 +391,12 @@ fn key_of(object: &Value, request: &AdmissionRequest) -> ObjectKey {
     })
 }
 
-fn decide_scale(request: &AdmissionRequest, exempt: bool, facts: &dyn GitFacts) -> Decision {
+fn decide_scale(
+    request: &AdmissionRequest,
+    config: &Config,
+    exempt: bool,
+    facts: &dyn GitFacts,
+) -> Decision {
     let (Some(new), Some(old)) = (&request.object, &request.old_object) else {
         return Decision::allow("scale without objects");
     };
@@ -266,20 +405,18 @@ fn decide_scale(request: &AdmissionRequest, exempt: bool, facts: &dyn GitFacts) 
     if new_replicas == old_replicas {
         return Decision::allow("scale unchanged");
     }
-    let name = if request.name.is_empty() {
-        new.pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    } else {
-        request.name.as_str()
-    };
-    let Some(parent) = facts.scale_parent(
+    let name = scale_name(request, new);
+    let parent = match facts.scale_parent(
         &request.resource.group,
         &request.resource.resource,
         &request.namespace,
         name,
-    ) else {
-        return Decision::allow("scale of an unmanaged object");
+    ) {
+        Some(parent) => parent,
+        None => match live_parent_declaration(request, name, config, exempt, facts) {
+            Ok(parent) => parent,
+            Err(decision) => return decision,
+        },
     };
     let parent_key = ObjectKey::of(&parent.object).unwrap_or_default_key();
     let declared = parent.object.pointer("/spec/replicas");
@@ -307,6 +444,63 @@ fn decide_scale(request: &AdmissionRequest, exempt: bool, facts: &dyn GitFacts) 
             short(&parent.commit),
             parent.branch
         )),
+    }
+}
+
+/// What the branch head declares for a scale parent the index does not know, judged from the
+/// parent the server read from the API server; `Err` is the decision when there is nothing to
+/// compare with (unmanaged, gone, unreadable, or declared by no trusted branch head).
+fn live_parent_declaration(
+    request: &AdmissionRequest,
+    name: &str,
+    config: &Config,
+    exempt: bool,
+    facts: &dyn GitFacts,
+) -> Result<HeadDeclaration, Decision> {
+    let target = ScaleParentRef {
+        group: request.resource.group.clone(),
+        version: request.resource.version.clone(),
+        resource: request.resource.resource.clone(),
+        namespace: request.namespace.clone(),
+        name: name.to_owned(),
+    };
+    let parent = match facts.live_scale_parent() {
+        // Not read: the webhook has no API access (a documented limitation) or nothing to read.
+        None => return Err(Decision::allow("scale of an unmanaged object")),
+        Some(LiveParent::Absent) => {
+            return Err(Decision::allow("scale of an object that does not exist"))
+        }
+        Some(LiveParent::Unreadable(_)) if exempt => {
+            return Err(Decision::allow(
+                "exempt identity scales a parent that could not be read",
+            ))
+        }
+        Some(LiveParent::Unreadable(reason)) => {
+            return Err(Decision::deny(format!(
+                "cannot tell whether {target} is managed: {reason}; try again"
+            )))
+        }
+        Some(LiveParent::Found(parent)) => parent,
+    };
+    if !is_managed(parent) {
+        return Err(Decision::allow("scale of an unmanaged object"));
+    }
+    let key = ObjectKey::of(parent).unwrap_or_else(|| ObjectKey {
+        group: target.group.clone(),
+        kind: target.resource.clone(),
+        namespace: target.namespace.clone(),
+        name: target.name.clone(),
+    });
+    // Like a DELETE: only a trusted repository's claim is rendered.
+    let provenance = Provenance::of(parent).filter(|p| config.repository(&p.repo).is_some());
+    match declared_at_head(&key, provenance.as_ref(), config, facts) {
+        Ok(Some(head)) => Ok(head),
+        Ok(None) => Err(Decision::allow(
+            "scale of an object no trusted branch head declares",
+        )),
+        Err(reason) => Err(Decision::deny(format!(
+            "{key}: cannot tell whether the branch head declares spec.replicas ({reason}); try again, or change replicas in Git"
+        ))),
     }
 }
 
@@ -344,7 +538,7 @@ fn decide_delete(
     let provenance = Provenance::of(old).filter(|p| config.repository(&p.repo).is_some());
     let declared = match declared_at_head(&key, provenance.as_ref(), config, facts) {
         Ok(declared) => declared,
-        Err(denial) => return denial,
+        Err(reason) => return head_unknown(&key, &reason),
     };
     let Some(first) = declared else {
         return Decision::allow("prune: the branch head no longer declares it");
@@ -365,7 +559,7 @@ fn decide_delete(
                 ))
             }
             Ok(None) => return Decision::allow("prune: the branch head no longer declares it"),
-            Err(denial) => return denial,
+            Err(reason) => return head_unknown(&key, &reason),
         }
     }
     Decision::deny(still_declared(
@@ -377,13 +571,13 @@ fn decide_delete(
 }
 
 /// Who at a branch head declares `key`: the index of app-file apps, else the claimed (folder)
-/// app rendered at the head.
+/// app rendered at the head. `Err` says why the head could not be rendered.
 fn declared_at_head(
     key: &ObjectKey,
     provenance: Option<&Provenance>,
     config: &Config,
     facts: &dyn GitFacts,
-) -> Result<Option<HeadDeclaration>, Decision> {
+) -> Result<Option<HeadDeclaration>, String> {
     if let Some(head) = facts.head_declaration(key) {
         return Ok(Some(head));
     }
@@ -409,10 +603,14 @@ fn declared_at_head(
             object: Arc::new(object.clone()),
         })),
         Err(FactError::AppGone(_)) => Ok(None),
-        Err(FactError::Failed(reason)) => Err(Decision::deny(format!(
-            "{key}: cannot tell whether the branch head still declares it ({reason}); try again, or delete it by removing it from Git"
-        ))),
+        Err(FactError::Failed(reason)) => Err(reason),
     }
+}
+
+fn head_unknown(key: &ObjectKey, reason: &str) -> Decision {
+    Decision::deny(format!(
+        "{key}: cannot tell whether the branch head still declares it ({reason}); try again, or delete it by removing it from Git"
+    ))
 }
 
 fn still_declared(key: &ObjectKey, app: &str, commit: &str, branch: &str) -> String {

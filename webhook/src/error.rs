@@ -52,6 +52,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// No Kubernetes API client could be built to read scale parents.
+    #[error("cannot build a Kubernetes API client {what}")]
+    ApiClient {
+        /// Where the configuration was looked for.
+        what: String,
+        /// What kube said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A listening socket could not be bound.
     #[error("cannot listen on {address}")]
     Bind {

@@ -9,8 +9,10 @@
 //! - Folder apps (not listed in `gitops.yaml`) carry no namespace in Git; they are rendered for
 //!   the incoming object's own namespace, as the plugin rendered them for the namespace it synced.
 //! - The head index covers the apps of each tracked branch's `gitops.yaml`. A DELETE of a folder
-//!   app's object is checked by rendering the claimed app at the head; a Scale of a folder app's
-//!   object is not recognised as managed (a Scale carries no labels) and passes.
+//!   app's object is checked by rendering the claimed app at the head. A Scale carries no labels,
+//!   so for a parent the index does not know the server reads the parent from the API server
+//!   ([`parent`]) and renders the app it claims at the head; without API access such a Scale
+//!   passes (start-up warns and `/readyz` says so).
 //! - Exempt identities may change what Git does not declare, and are not blamed for drift that
 //!   the old object already had; what they change must still agree with Git where Git declares it.
 //! - Warm requests (commit facts and renders in memory) are decided on the event loop; anything
@@ -26,6 +28,7 @@ pub mod error;
 pub mod index;
 pub mod metrics;
 pub mod mirror;
+pub mod parent;
 pub mod review;
 pub mod server;
 pub mod store;

@@ -47,6 +47,10 @@ struct Args {
         default_value = "0.0.0.0:8080"
     )]
     admin_listen: SocketAddr,
+    /// The kubeconfig for reading a scale's parent from the API server; without it the
+    /// in-cluster service account (or KUBECONFIG) is used.
+    #[arg(long, env = "GITOPS_WEBHOOK_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -64,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         tls_key: args.tls_key,
         listen: args.listen,
         admin_listen: args.admin_listen,
+        kubeconfig: args.kubeconfig,
     })
     .await?;
     Ok(())

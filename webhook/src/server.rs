@@ -22,9 +22,10 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
-use crate::decision::{decide, Decision, GitFacts, Outcome};
+use crate::decision::{decide, scale_parent_to_read, Decision, GitFacts, Outcome, WithLiveParent};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::parent::ParentReader;
 use crate::review::{response_bytes, AdmissionReview, Verdict};
 use crate::store::GitStore;
 use crate::tls::{provider, server_config, ReloadingCert};
@@ -45,6 +46,9 @@ pub struct WebhookState {
     pub facts: Arc<dyn GitFacts + Send + Sync>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Reads a scale's parent from the API server when the head index does not know it; `None`
+    /// without API access.
+    pub parents: Option<ParentReader>,
 }
 
 /// The webhook router: `POST /validate`.
@@ -101,11 +105,15 @@ async fn validate(State(state): State<WebhookState>, request: Request) -> Respon
     let request = Arc::new(request);
     let started = Instant::now();
     let deadline = state.config.decision_deadline;
-    // Warm requests are decided from memory on the event loop; anything needing Git goes to a
-    // blocking thread, under the deadline.
-    let decision = match state.facts.decide_in_memory(&request, &state.config) {
+    // A scale of a parent outside the head index reads the parent first. Warm requests are
+    // decided from memory on the event loop; anything needing Git goes to a blocking thread,
+    // under the deadline.
+    let decision = match decide_with_live_parent(&state, &request, deadline).await {
         Some(decision) => decision,
-        None => decide_blocking(&state, request.clone(), deadline).await,
+        None => match state.facts.decide_in_memory(&request, &state.config) {
+            Some(decision) => decision,
+            None => decide_blocking(&state, request.clone(), deadline).await,
+        },
     };
     let seconds = started.elapsed().as_secs_f64();
     let operation = request.operation.as_str();
@@ -156,6 +164,37 @@ async fn decide_blocking(
 ) -> Decision {
     let (config, facts) = (state.config.clone(), state.facts.clone());
     let task = tokio::task::spawn_blocking(move || decide(&request, &config, facts.as_ref()));
+    within(deadline, task).await
+}
+
+/// A `kubectl scale` of a parent the head index does not know (a folder app's object): the
+/// parent is read from the API server, since a Scale carries no labels, and the decision gets it
+/// as a fact. Reading and deciding share the decision deadline. `None` for every other request,
+/// and when the webhook has no API access.
+async fn decide_with_live_parent(
+    state: &WebhookState,
+    request: &Arc<crate::review::AdmissionRequest>,
+    deadline: Duration,
+) -> Option<Decision> {
+    let reader = state.parents.as_ref()?;
+    let target = scale_parent_to_read(request, state.facts.as_ref())?;
+    let started = Instant::now();
+    // Half the deadline for the GET, so a slow API server still leaves time to answer.
+    let parent = reader.read(&target, deadline / 2).await;
+    tracing::debug!(parent = %target, ?parent, "read the scale's parent");
+    let (config, facts, request) = (state.config.clone(), state.facts.clone(), request.clone());
+    let task = tokio::task::spawn_blocking(move || {
+        let facts = WithLiveParent {
+            facts: facts.as_ref(),
+            parent,
+        };
+        decide(&request, &config, &facts)
+    });
+    Some(within(deadline.saturating_sub(started.elapsed()), task).await)
+}
+
+/// The decision of `task`, or a denial when it fails or takes longer than `deadline`.
+async fn within(deadline: Duration, task: tokio::task::JoinHandle<Decision>) -> Decision {
     match tokio::time::timeout(deadline, task).await {
         Ok(Ok(decision)) => decision,
         Ok(Err(error)) => denied(format!("the webhook failed while deciding ({error}); try again")),
@@ -190,6 +229,8 @@ struct AdminState {
     readiness: Arc<Readiness>,
     metrics: Arc<Metrics>,
     store: Arc<GitStore>,
+    /// Why the webhook has no API access, when it has none (readiness stays: Git still decides).
+    no_api_access: Option<Arc<str>>,
 }
 
 /// The admin router: `/livez`, `/readyz`, `/metrics`.
@@ -220,6 +261,11 @@ async fn readyz(State(state): State<AdminState>) -> Response {
             body.push_str(&format!("last fetch of {} failed: {error}\n", mirror.url));
         }
     }
+    if let Some(reason) = &state.no_api_access {
+        body.push_str(&format!(
+            "no Kubernetes API access ({reason}): a scale of an object the head index does not know, such as a folder app's, is not checked\n"
+        ));
+    }
     (StatusCode::OK, body).into_response()
 }
 
@@ -247,6 +293,9 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// The admin (plain HTTP) address.
     pub admin_listen: SocketAddr,
+    /// The kubeconfig for reading scale parents; `None` infers one (in-cluster service account,
+    /// or `KUBECONFIG`).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Runs the webhook until SIGTERM or SIGINT, then drains in-flight requests.
@@ -262,6 +311,15 @@ pub async fn run(options: ServeOptions) -> Result<()> {
     let store = Arc::new(GitStore::open(&config, metrics.clone())?);
     let readiness = Arc::new(Readiness::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (parents, no_api_access) = match ParentReader::connect(options.kubeconfig.as_deref()).await
+    {
+        Ok(reader) => (Some(reader), None),
+        Err(error) => {
+            let reason = crate::mirror::error_chain(&error);
+            tracing::warn!(error = %reason, "no Kubernetes API access: a scale of an object the head index does not know (a folder app's) passes unchecked");
+            (None, Some(Arc::from(reason)))
+        }
+    };
 
     let admin_listener = bind(options.admin_listen).await?;
     tracing::info!(address = %local(&admin_listener), "admin listening");
@@ -269,6 +327,7 @@ pub async fn run(options: ServeOptions) -> Result<()> {
         readiness: readiness.clone(),
         metrics: metrics.clone(),
         store: store.clone(),
+        no_api_access,
     };
     let mut admin_stop = stop_rx.clone();
     let admin = tokio::spawn(async move {
@@ -328,6 +387,7 @@ pub async fn run(options: ServeOptions) -> Result<()> {
         config: config.clone(),
         facts: store.clone(),
         metrics,
+        parents,
     };
     let serving = serve_tls(listener, acceptor, router(state), stop_rx.clone());
 

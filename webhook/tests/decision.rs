@@ -6,7 +6,11 @@ mod common;
 
 use common::{copy_provenance, fixture, manifest_of, short, World};
 use gitops_shared::provenance::{MANAGED_BY_LABEL, REPO_ANNOTATION, REVISION_ANNOTATION};
-use gitops_webhook::decision::Outcome;
+use gitops_webhook::decision::{
+    decide, scale_parent_to_read, AppClaim, Decision, GitFacts, LiveParent, Outcome,
+    ScaleParentRef, WithLiveParent,
+};
+use gitops_webhook::review::AdmissionRequest;
 use serde_json::json;
 
 fn assert_allowed(world: &World, review: &serde_json::Value) -> Outcome {
@@ -518,4 +522,231 @@ fn every_captured_review_gets_an_answer_without_provenance_changes() {
         let review = common::fixture(name);
         assert_eq!(review["request"]["namespace"], "default", "{name}");
     }
+}
+
+// ---- scale of a folder app's object: the parent read from the API server ----
+
+/// A Deployment `web` with `replicas` (absent when `None`).
+fn folder_deployment(replicas: Option<u32>) -> String {
+    let replicas = replicas.map_or(String::new(), |r| format!("  replicas: {r}\n"));
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels: {{app: web}}\nspec:\n{replicas}  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: web, image: nginx:1.27}}]\n"
+    )
+}
+
+/// A folder app (a path gitops.yaml does not list) declaring Deployment `web`, committed on main
+/// and fetched; the Deployment as `kubectl gitops sync --path folder/storefront -n default`
+/// stamps it (the parent the API server would hand back), and the head commit.
+fn folder_app(world: &World, replicas: Option<u32>) -> (serde_json::Value, String) {
+    let head = world.repo.commit(
+        &[(
+            "folder/storefront/deployment.yaml",
+            Some(&folder_deployment(replicas)),
+        )],
+        "folder app storefront",
+    );
+    world.refresh();
+    let claim = AppClaim {
+        app: "storefront".into(),
+        path: "folder/storefront".into(),
+        folder_namespace: "default".into(),
+    };
+    let desired = world
+        .store
+        .render(&world.repo.url(), &head, &claim)
+        .unwrap();
+    let parent = desired
+        .objects
+        .values()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap()
+        .clone();
+    assert_eq!(parent["metadata"]["namespace"], "default");
+    assert_eq!(
+        parent["metadata"]["labels"][MANAGED_BY_LABEL],
+        "kubectl-gitops"
+    );
+    (parent, head)
+}
+
+/// alice's `kubectl scale deployment web --replicas=3` in namespace default, as captured.
+fn alice_scales() -> serde_json::Value {
+    let review = fixture("0210-UPDATE-Scale-web-scale.json");
+    assert_eq!(review["request"]["kind"]["kind"], "Scale");
+    assert_eq!(review["request"]["subResource"], "scale");
+    assert_eq!(review["request"]["userInfo"]["username"], "alice");
+    assert_eq!(review["request"]["namespace"], "default");
+    assert_eq!(review["request"]["object"]["spec"]["replicas"], 3);
+    assert_eq!(review["request"]["oldObject"]["spec"]["replicas"], 1);
+    review
+}
+
+fn decide_with(world: &World, review: &serde_json::Value, parent: LiveParent) -> Decision {
+    let request: AdmissionRequest = serde_json::from_value(review["request"].clone()).unwrap();
+    let facts = WithLiveParent {
+        facts: world.store.as_ref(),
+        parent,
+    };
+    decide(&request, &world.config, &facts)
+}
+
+const HPA: &str = "system:serviceaccount:kube-system:horizontal-pod-autoscaler";
+
+#[test]
+fn the_server_reads_the_parent_only_when_the_index_does_not_know_it() {
+    let world = World::new();
+    let request = |review: &serde_json::Value| -> AdmissionRequest {
+        serde_json::from_value(review["request"].clone()).unwrap()
+    };
+    // default/web is in no app of gitops.yaml: read it.
+    let target = scale_parent_to_read(&request(&alice_scales()), world.store.as_ref()).unwrap();
+    assert_eq!(
+        target,
+        ScaleParentRef {
+            group: "apps".into(),
+            version: "v1".into(),
+            resource: "deployments".into(),
+            namespace: "default".into(),
+            name: "web".into(),
+        }
+    );
+    assert_eq!(target.to_string(), "deployments/web in default");
+    // demo/web is app web's: the index answers.
+    let indexed = fixture("0076-UPDATE-Scale-web-scale.json");
+    assert_eq!(
+        scale_parent_to_read(&request(&indexed), world.store.as_ref()),
+        None
+    );
+    // Replicas unchanged: nothing to judge.
+    let mut same = alice_scales();
+    same["request"]["object"]["spec"]["replicas"] = json!(1);
+    assert_eq!(
+        scale_parent_to_read(&request(&same), world.store.as_ref()),
+        None
+    );
+    // Not a scale.
+    assert_eq!(
+        scale_parent_to_read(
+            &request(&fixture("0065-UPDATE-ConfigMap-app-config.json")),
+            world.store.as_ref()
+        ),
+        None
+    );
+}
+
+#[test]
+fn kubectl_scale_of_a_folder_app_deployment_is_denied() {
+    let world = World::new();
+    let (parent, head) = folder_app(&world, Some(1));
+    let review = alice_scales();
+    // The gap this closes: without the parent, the Scale looks unmanaged.
+    assert_eq!(
+        world.decide(&review).outcome,
+        Outcome::Allowed("scale of an unmanaged object")
+    );
+    let decision = decide_with(&world, &review, LiveParent::Found(parent));
+    assert!(!decision.allowed());
+    assert_eq!(decision.outcome, Outcome::Denied);
+    assert_eq!(
+        decision.message(),
+        format!(
+            "Deployment/default/web: spec.replicas is 3, commit {} on main says 1 — change it in Git (kubectl scale is an out-of-band change)",
+            short(&head)
+        )
+    );
+}
+
+#[test]
+fn scale_of_a_folder_app_deployment_to_gits_value_is_allowed() {
+    let world = World::new();
+    let (parent, _) = folder_app(&world, Some(3));
+    let decision = decide_with(&world, &alice_scales(), LiveParent::Found(parent));
+    assert!(decision.allowed(), "{}", decision.message());
+    assert_eq!(decision.outcome, Outcome::Allowed("scale to Git's value"));
+}
+
+#[test]
+fn undeclared_replicas_of_a_folder_app_may_change_only_by_controllers() {
+    let world = World::new();
+    let (parent, head) = folder_app(&world, None);
+    let mut review = alice_scales();
+    let decision = decide_with(&world, &review, LiveParent::Found(parent.clone()));
+    assert_eq!(
+        decision.message(),
+        format!(
+            "Deployment/default/web: spec.replicas changed from 1 to 3 by alice, but Git (commit {} on main) does not declare it; only controllers such as the HorizontalPodAutoscaler may change it — declare replicas in Git instead",
+            short(&head)
+        )
+    );
+    assert_eq!(decision.outcome, Outcome::Denied);
+    review["request"]["userInfo"] = json!({"username": HPA, "groups": ["system:serviceaccounts"]});
+    let decision = decide_with(&world, &review, LiveParent::Found(parent));
+    assert_eq!(
+        decision.outcome,
+        Outcome::Allowed("exempt identity scales an undeclared spec.replicas")
+    );
+}
+
+#[test]
+fn scale_of_an_unmanaged_or_missing_parent_is_allowed() {
+    let world = World::new();
+    let (mut parent, _) = folder_app(&world, Some(1));
+    // The same Deployment without our labels: a hand-made object.
+    parent["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove(MANAGED_BY_LABEL);
+    let review = alice_scales();
+    assert_eq!(
+        decide_with(&world, &review, LiveParent::Found(parent)).outcome,
+        Outcome::Allowed("scale of an unmanaged object")
+    );
+    assert_eq!(
+        decide_with(&world, &review, LiveParent::Absent).outcome,
+        Outcome::Allowed("scale of an object that does not exist")
+    );
+}
+
+#[test]
+fn parent_that_cannot_be_read_is_denied_for_a_person_and_allowed_for_an_exempt_identity() {
+    let world = World::new();
+    let reason = "the API server answered 403 (deployments.apps \"web\" is forbidden: User \"system:serviceaccount:gitops-webhook:gitops-webhook\" cannot get resource \"deployments\" in API group \"apps\" in the namespace \"default\")";
+    let mut review = alice_scales();
+    let decision = decide_with(&world, &review, LiveParent::Unreadable(reason.into()));
+    assert_eq!(decision.outcome, Outcome::Denied);
+    assert_eq!(
+        decision.message(),
+        format!("cannot tell whether deployments/web in default is managed: {reason}; try again")
+    );
+    review["request"]["userInfo"] = json!({"username": HPA, "groups": ["system:serviceaccounts"]});
+    let decision = decide_with(&world, &review, LiveParent::Unreadable(reason.into()));
+    assert_eq!(
+        decision.outcome,
+        Outcome::Allowed("exempt identity scales a parent that could not be read")
+    );
+}
+
+#[test]
+fn parent_claiming_an_untrusted_repository_is_handled_like_a_delete() {
+    let world = World::new();
+    let (mut parent, _) = folder_app(&world, Some(1));
+    parent["metadata"]["annotations"][REPO_ANNOTATION] = json!("https://evil.example/fork.git");
+    // No trusted branch head declares it: nothing is rendered from the untrusted claim, and the
+    // scale passes, as a DELETE of the same object passes as a prune.
+    assert_eq!(
+        decide_with(&world, &alice_scales(), LiveParent::Found(parent.clone())).outcome,
+        Outcome::Allowed("scale of an object no trusted branch head declares")
+    );
+    let mut delete = fixture("0137-DELETE-ConfigMap-app-config.json");
+    delete["request"]["name"] = json!("web");
+    delete["request"]["namespace"] = json!("default");
+    delete["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+    delete["request"]["resource"] =
+        json!({"group": "apps", "version": "v1", "resource": "deployments"});
+    delete["request"]["userInfo"] = json!({"username": "alice", "groups": ["developers"]});
+    delete["request"]["oldObject"] = parent;
+    assert_eq!(
+        world.decide(&delete).outcome,
+        Outcome::Allowed("prune: the branch head no longer declares it")
+    );
 }

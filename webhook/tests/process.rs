@@ -177,6 +177,12 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
                 "--admin-listen",
                 &admin.to_string(),
             ])
+            // No API access: the webhook still serves, and /readyz says what it cannot check.
+            .env(
+                "GITOPS_WEBHOOK_KUBECONFIG",
+                work.path().join("no-such-kubeconfig"),
+            )
+            .env_remove("KUBECONFIG")
             .env("RUST_LOG", "info")
             .stderr(log)
             .spawn()
@@ -374,6 +380,12 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
     assert_eq!(status, 200);
     assert!(
         body.contains(&format!("last fetch of {url} failed")),
+        "{body}"
+    );
+    assert!(
+        body.contains("no Kubernetes API access (cannot build a Kubernetes API client from ")
+            && body.contains("no-such-kubeconfig")
+            && body.contains("): a scale of an object the head index does not know, such as a folder app's, is not checked"),
         "{body}"
     );
     let (_, metrics) = get(admin, "/metrics").await.unwrap();

@@ -19,6 +19,7 @@ fn state(world: &World) -> WebhookState {
         config: Arc::new(world.config.clone()),
         facts: world.store.clone(),
         metrics: Arc::new(Metrics::new()),
+        parents: None,
     }
 }
 
@@ -80,5 +81,83 @@ async fn unreadable_and_oversize_bodies_get_clear_errors() {
             .unwrap()
             .starts_with("the request body is larger than 8 MiB"),
         "{answer}"
+    );
+}
+
+/// A scale of a folder app's Deployment: the server GETs the parent from the API server (a
+/// `tower_test` mock here, answering with the Deployment as synced) and denies; a scale whose
+/// parent the head index knows is decided without any request.
+#[tokio::test]
+async fn scale_of_a_parent_outside_the_index_reads_it_from_the_api_server() {
+    use http::{Request as HttpRequest, Response as HttpResponse};
+    use kube::client::Body as KubeBody;
+
+    let world = World::new();
+    let head = world.repo.commit(
+        &[(
+            "folder/storefront/deployment.yaml",
+            Some("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx}]}\n"),
+        )],
+        "folder app",
+    );
+    world.refresh();
+    let claim = gitops_webhook::decision::AppClaim {
+        app: "storefront".into(),
+        path: "folder/storefront".into(),
+        folder_namespace: "default".into(),
+    };
+    let desired = gitops_webhook::decision::GitFacts::render(
+        world.store.as_ref(),
+        &world.repo.url(),
+        &head,
+        &claim,
+    )
+    .unwrap();
+    let parent = desired.objects.values().next().unwrap().clone();
+
+    let (service, mut handle) =
+        tower_test::mock::pair::<HttpRequest<KubeBody>, HttpResponse<KubeBody>>();
+    let seen = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            seen.push(format!("{} {}", request.method(), request.uri()));
+            let body = KubeBody::from(serde_json::to_vec(&parent).unwrap());
+            send.send_response(HttpResponse::builder().status(200).body(body).unwrap());
+        }
+        seen
+    });
+    let mut state = state(&world);
+    state.parents = Some(gitops_webhook::parent::ParentReader::new(
+        kube::Client::new(service, "default"),
+    ));
+    let app = router(state);
+    let send = |review: Value| {
+        let app = app.clone();
+        async move {
+            let request = Request::post("/validate")
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&review).unwrap()))
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        }
+    };
+    let answer = send(fixture("0210-UPDATE-Scale-web-scale.json")).await;
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    assert_eq!(
+        answer["response"]["status"]["message"],
+        format!(
+            "Deployment/default/web: spec.replicas is 3, commit {} on main says 1 — change it in Git (kubectl scale is an out-of-band change)",
+            short(&head)
+        )
+    );
+    // demo/web is app web's, in the index: no GET.
+    let answer = send(fixture("0076-UPDATE-Scale-web-scale.json")).await;
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    drop(app);
+    assert_eq!(
+        seen.await.unwrap(),
+        vec!["GET /apis/apps/v1/namespaces/default/deployments/web"]
     );
 }
