@@ -6,8 +6,9 @@
 //!    no-op axum + rustls server answering "allowed", in the same run (goal ≥ 0.8×), and two more
 //!    baselines on the same stack: one that only scans the review for its uid (the least a
 //!    correct answer needs) and one that parses it into the webhook's types; for a minimal
-//!    review and for one carrying managedFields and status as the API server sends it, with
-//!    each server's CPU time per request;
+//!    forward-sync review, the same carrying managedFields and status as the API server sends
+//!    it, and a captured controller write of an unmanaged object, with each server's CPU time
+//!    per request;
 //! 4. resident memory of the real binary with a 1,000-object app cached (goal < 64 MiB).
 //!
 //! Run: `cargo bench -p gitops-webhook --bench webhook` (release build). The baseline servers run
@@ -479,7 +480,19 @@ fn main() {
             ("parse-only server", parsing, parsing_process.0.id()),
             ("uid-only server", uid_only, uid_process.0.id()),
         ];
-        for (label, body) in [("minimal", body.clone()), ("as the API server sends it", sent_body.clone())] {
+        // A controller's write of an object no app manages (the deployment controller scaling a
+        // ReplicaSet down), exactly as captured: most of what a cluster sends the webhook.
+        let controller_body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/admission/0034-UPDATE-ReplicaSet-web-74d99b47c9.json"
+        ))
+        .unwrap();
+        let controller_body = serde_json::to_vec(&serde_json::from_slice::<Value>(&controller_body).unwrap()).unwrap();
+        for (label, body) in [
+            ("minimal managed", body.clone()),
+            ("managed, as the API server sends it,", sent_body.clone()),
+            ("unmanaged (captured controller UPDATE of a ReplicaSet)", controller_body),
+        ] {
             let body = Arc::new(body);
             // Warm all three (the webhook renders c1 and c2 once).
             for (_, at, _) in servers {

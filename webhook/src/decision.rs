@@ -23,7 +23,7 @@ use gitops_shared::provenance::{is_managed, Provenance, MANAGED_BY, MANAGED_BY_L
 
 use crate::config::{Config, RevisionMode};
 use crate::declared::undeclared_changes;
-use crate::review::{AdmissionRequest, Operation, Verdict};
+use crate::review::{AdmissionRequest, Operation, Peek, Verdict};
 
 /// What a commit of an app declares, by object.
 #[derive(Debug, Clone, Default)]
@@ -322,11 +322,12 @@ impl Decision {
 
 /// Decides one admission request.
 pub fn decide(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts) -> Decision {
-    if request.operation == Operation::Connect {
-        return Decision::allow("connect");
-    }
-    if request.sub_resource.as_deref() == Some("status") {
-        return Decision::allow("status");
+    let (new, old) = (
+        Peek::of(request.object.as_ref()),
+        Peek::of(request.old_object.as_ref()),
+    );
+    if let Some(decision) = decide_from_peeks(request, new, old, config) {
+        return decision;
     }
     let decision = evaluate(request, config, facts);
     let user = &request.user_info;
@@ -346,6 +347,36 @@ pub fn decide(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts)
         };
     }
     decision
+}
+
+/// The decision for a review about objects without the managed-by label, from the two peeks
+/// alone (see [`crate::review::RawObject`]): most reviews in a cluster are about objects no app
+/// manages, and answering them needs no tree. `None` when the objects must be read: one of them
+/// is managed, a scale (whose parent says), or a create where Git-only namespaces are configured.
+/// [`decide`] starts with this same function, so both paths answer alike.
+pub fn decide_from_peeks<O>(
+    request: &AdmissionRequest<O>,
+    new: Peek,
+    old: Peek,
+    config: &Config,
+) -> Option<Decision> {
+    if request.operation == Operation::Connect {
+        return Some(Decision::allow("connect"));
+    }
+    match request.sub_resource.as_deref() {
+        Some("status") => return Some(Decision::allow("status")),
+        Some("scale") => return None,
+        _ => {}
+    }
+    match request.operation {
+        Operation::Delete if !old.present => Some(Decision::allow("delete without oldObject")),
+        Operation::Delete if !old.maybe_managed => Some(Decision::allow("unmanaged")),
+        Operation::Delete => None,
+        Operation::Create | Operation::Update if !new.present => Some(Decision::allow("no object")),
+        Operation::Update if new.maybe_managed || old.maybe_managed => None,
+        Operation::Create if new.maybe_managed || !config.git_only_namespaces.is_empty() => None,
+        _ => Some(Decision::allow("unmanaged")),
+    }
 }
 
 fn evaluate(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts) -> Decision {

@@ -6,10 +6,13 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-/// The envelope the API server posts.
+use gitops_shared::provenance::MANAGED_BY;
+
+/// The envelope the API server posts. `O` is how the objects are read: as trees (the default,
+/// what the decision takes) or as raw JSON (see [`RawObject`]).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdmissionReview {
+#[serde(rename_all = "camelCase", bound(deserialize = "O: ReviewObject<'de>"))]
+pub struct AdmissionReview<O = Value> {
     /// `admission.k8s.io/v1`.
     #[serde(default)]
     pub api_version: String,
@@ -17,7 +20,7 @@ pub struct AdmissionReview {
     #[serde(default)]
     pub kind: String,
     /// The request; absent only in malformed reviews.
-    pub request: Option<AdmissionRequest>,
+    pub request: Option<AdmissionRequest<O>>,
 }
 
 /// Group, version and kind.
@@ -85,10 +88,10 @@ pub struct UserInfo {
     pub groups: Vec<String>,
 }
 
-/// One admission request.
+/// One admission request, with its objects read as `O` (trees by default).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdmissionRequest {
+#[serde(rename_all = "camelCase", bound(deserialize = "O: ReviewObject<'de>"))]
+pub struct AdmissionRequest<O = Value> {
     /// Echoed in the response.
     pub uid: String,
     /// Kind of `object` (a Scale for the scale subresource).
@@ -111,16 +114,115 @@ pub struct AdmissionRequest {
     /// Who does it.
     #[serde(default)]
     pub user_info: UserInfo,
-    /// The new object; `null` for DELETE. Read without `status` and `metadata.managedFields`
-    /// (see [`read_object`]).
-    #[serde(default, deserialize_with = "read_object")]
-    pub object: Option<Value>,
+    /// The new object; `null` for DELETE. As a tree it is read without `status` and
+    /// `metadata.managedFields` (see [`read_object`]).
+    #[serde(default, deserialize_with = "O::read")]
+    pub object: Option<O>,
     /// The current object for UPDATE and DELETE, read like `object`.
-    #[serde(default, deserialize_with = "read_object")]
-    pub old_object: Option<Value>,
+    #[serde(default, deserialize_with = "O::read")]
+    pub old_object: Option<O>,
     /// True for `--dry-run=server`.
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// How a review's objects are read from a body that lives for `'de`.
+pub trait ReviewObject<'de>: Sized {
+    /// Reads an object or `null`.
+    fn read<D: Deserializer<'de>>(deserializer: D) -> Result<Option<Self>, D::Error>;
+}
+
+impl<'de> ReviewObject<'de> for Value {
+    fn read<D: Deserializer<'de>>(deserializer: D) -> Result<Option<Self>, D::Error> {
+        read_object(deserializer)
+    }
+}
+
+/// An object kept as the JSON the API server sent: scanned, not built. Most reviews a cluster
+/// sends are about objects no app manages (pods, replica sets, endpoint slices written by
+/// controllers); their answer needs only the managed-by label ([`RawObject::peek`]), so the
+/// server builds trees only for the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct RawObject<'a>(&'a serde_json::value::RawValue);
+
+impl<'de> ReviewObject<'de> for RawObject<'de> {
+    fn read<D: Deserializer<'de>>(deserializer: D) -> Result<Option<Self>, D::Error> {
+        Ok(Option::<&'de serde_json::value::RawValue>::deserialize(deserializer)?.map(RawObject))
+    }
+}
+
+/// What the rules need to know of an object before reading it whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Peek {
+    /// The review carries the object.
+    pub present: bool,
+    /// It may carry `app.kubernetes.io/managed-by: kubectl-gitops`: never false for an object
+    /// [`gitops_shared::provenance::is_managed`] calls managed.
+    pub maybe_managed: bool,
+}
+
+impl Peek {
+    /// The peek of an object already read as a tree: exact.
+    pub fn of(object: Option<&Value>) -> Peek {
+        Peek {
+            present: object.is_some(),
+            maybe_managed: object.is_some_and(gitops_shared::provenance::is_managed),
+        }
+    }
+}
+
+impl RawObject<'_> {
+    /// Whether the object may be managed, without reading it: JSON can spell `kubectl-gitops`
+    /// only literally or with `\u` escapes, so an object holding neither anywhere cannot carry
+    /// the label. Objects that mention it elsewhere are read whole and decided exactly.
+    pub fn peek(object: Option<&RawObject<'_>>) -> Peek {
+        let maybe_managed = object.is_some_and(|raw| {
+            let text = raw.0.get().as_bytes();
+            memchr::memmem::find(text, MANAGED_BY.as_bytes()).is_some()
+                || memchr::memmem::find(text, b"\\u").is_some()
+        });
+        Peek {
+            present: object.is_some(),
+            maybe_managed,
+        }
+    }
+
+    /// The object read as a tree, as [`AdmissionRequest`] reads it.
+    fn parse(self) -> Result<Option<Value>, serde_json::Error> {
+        let mut reader = serde_json::Deserializer::from_str(self.0.get());
+        let object = read_object(&mut reader)?;
+        reader.end()?;
+        Ok(object)
+    }
+}
+
+impl AdmissionRequest<RawObject<'_>> {
+    /// The peeks of the new and the old object.
+    pub fn peeks(&self) -> (Peek, Peek) {
+        (
+            RawObject::peek(self.object.as_ref()),
+            RawObject::peek(self.old_object.as_ref()),
+        )
+    }
+
+    /// The request with its objects read as trees.
+    pub fn parse_objects(self) -> Result<AdmissionRequest, serde_json::Error> {
+        let parse =
+            |raw: Option<RawObject<'_>>| raw.map(RawObject::parse).transpose().map(Option::flatten);
+        Ok(AdmissionRequest {
+            object: parse(self.object)?,
+            old_object: parse(self.old_object)?,
+            uid: self.uid,
+            kind: self.kind,
+            resource: self.resource,
+            sub_resource: self.sub_resource,
+            name: self.name,
+            namespace: self.namespace,
+            operation: self.operation,
+            user_info: self.user_info,
+            dry_run: self.dry_run,
+        })
+    }
 }
 
 /// The answer.
@@ -371,6 +473,75 @@ mod tests {
             value["response"],
             serde_json::json!({"uid": "u-2", "allowed": true, "warnings": ["break-glass"]})
         );
+    }
+
+    /// The peek never calls a managed object unmanaged (on every captured object with the label
+    /// stamped, and on spellings built to slip past it), and calls the captured objects, which
+    /// carry no label, unmanaged.
+    #[test]
+    fn the_peek_never_misses_a_managed_object() {
+        use gitops_shared::provenance::is_managed;
+        let label = gitops_shared::provenance::MANAGED_BY_LABEL;
+        let mut objects = vec![
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":"kubectl-gitops"}}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io\/managed-by":"kubectl\u002dgitops"}}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":"kubectl-gitops","app.kubernetes.io/managed-by":"helm"}}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":"helm","app.kubernetes.io/managed-by":"kubectl-gitops"}}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":"kubectl-gitops"}},"metadata":{"name":"x"}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":"kubectl-gitops"},"labels":{}}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":["kubectl-gitops"]}}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":{"a":"kubectl-gitops"}}}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":null}}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":1}}}"#.to_owned(),
+            r#"{"metadata":{"labels":["app.kubernetes.io/managed-by","kubectl-gitops"]}}"#.to_owned(),
+            r#"{"metadata":{"annotations":{"app.kubernetes.io/managed-by":"kubectl-gitops"}}}"#.to_owned(),
+            r#"{"spec":{"metadata":{"labels":{"app.kubernetes.io/managed-by":"kubectl-gitops"}}}}"#.to_owned(),
+            r#"{"metadata":null}"#.to_owned(),
+            r#"{"metadata":"kubectl-gitops"}"#.to_owned(),
+            r#"["metadata"]"#.to_owned(),
+            r#""kubectl-gitops""#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":"kubectl-gitops "}}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":"\u006bubectl-gitops"}}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":"\u006bubectl\u002dgitop\u0073"}}}"#.to_owned(),
+            r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":"helm"},"annotations":{"a":"\u003c"}}}"#.to_owned(),
+        ];
+        for entry in std::fs::read_dir(FIXTURES).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let review: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            for side in ["object", "oldObject"] {
+                let mut object = review["request"][side].clone();
+                if !object.is_object() {
+                    continue;
+                }
+                objects.push(object.to_string());
+                object["metadata"]["labels"][label] = Value::from("kubectl-gitops");
+                objects.push(object.to_string());
+            }
+        }
+        let (mut managed, mut skipped) = (0, 0);
+        for text in &objects {
+            let tree: Value = serde_json::from_str(text).unwrap();
+            let raw: &serde_json::value::RawValue = serde_json::from_str(text).unwrap();
+            let peek = RawObject::peek(Some(&RawObject(raw)));
+            assert!(peek.present);
+            if is_managed(&tree) {
+                assert!(peek.maybe_managed, "missed: {text}");
+                managed += 1;
+            } else if !peek.maybe_managed {
+                skipped += 1;
+            }
+        }
+        assert!(managed > 300, "{managed} managed");
+        // Unmanaged objects the peek lets through unread: all captured ones but those that
+        // mention kubectl-gitops or hold a \u escape elsewhere.
+        assert!(
+            skipped > 300,
+            "only {skipped} unmanaged objects answered from the peek"
+        );
+        assert_eq!(RawObject::peek(None), Peek::default());
     }
 
     #[test]

@@ -22,11 +22,13 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
-use crate::decision::{decide, scale_parent_to_read, Decision, GitFacts, Outcome, WithLiveParent};
+use crate::decision::{
+    decide, decide_from_peeks, scale_parent_to_read, Decision, GitFacts, Outcome, WithLiveParent,
+};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::parent::ParentReader;
-use crate::review::{response_bytes, AdmissionReview, Verdict};
+use crate::review::{response_bytes, AdmissionRequest, AdmissionReview, RawObject, Verdict};
 use crate::store::GitStore;
 use crate::tls::{provider, server_config, ReloadingCert};
 
@@ -91,19 +93,24 @@ async fn validate(State(state): State<WebhookState>, request: Request) -> Respon
         Ok(body) => body,
         Err(_) => return too_large(),
     };
-    let review: AdmissionReview = match serde_json::from_slice(&body) {
+    // The objects are scanned, not built: most reviews are about objects no app manages, and
+    // those are answered from the managed-by label alone.
+    let review: AdmissionReview<RawObject> = match serde_json::from_slice(&body) {
         Ok(review) => review,
-        Err(error) => {
-            return bad_request(format!(
-                "the request body is not an AdmissionReview v1 JSON document: {error}"
-            ))
-        }
+        Err(error) => return not_a_review(&error),
     };
     let Some(request) = review.request else {
         return bad_request("the AdmissionReview has no request".to_owned());
     };
-    let request = Arc::new(request);
     let started = Instant::now();
+    let (new, old) = request.peeks();
+    if let Some(decision) = decide_from_peeks(&request, new, old, &state.config) {
+        return respond(&state, &request, &decision, started);
+    }
+    let request = match request.parse_objects() {
+        Ok(request) => Arc::new(request),
+        Err(error) => return not_a_review(&error),
+    };
     let deadline = state.config.decision_deadline;
     // A scale of a parent outside the head index reads the parent first. Warm requests are
     // decided from memory on the event loop; anything needing Git goes to a blocking thread,
@@ -115,6 +122,22 @@ async fn validate(State(state): State<WebhookState>, request: Request) -> Respon
             None => decide_blocking(&state, request.clone(), deadline).await,
         },
     };
+    respond(&state, &request, &decision, started)
+}
+
+fn not_a_review(error: &serde_json::Error) -> Response {
+    bad_request(format!(
+        "the request body is not an AdmissionReview v1 JSON document: {error}"
+    ))
+}
+
+/// Counts, logs and answers a decision taken `started` ago.
+fn respond<O>(
+    state: &WebhookState,
+    request: &AdmissionRequest<O>,
+    decision: &Decision,
+    started: Instant,
+) -> Response {
     let seconds = started.elapsed().as_secs_f64();
     let operation = request.operation.as_str();
     state.metrics.review(

@@ -524,6 +524,82 @@ fn every_captured_review_gets_an_answer_without_provenance_changes() {
     }
 }
 
+/// The server answers unmanaged reviews from the managed-by label alone, scanning the objects
+/// without building them. On every captured review, as captured (unmanaged) and with the label
+/// stamped on its objects, with and without Git-only namespaces, that answer is the full
+/// decision's whenever it is given, and it is given for every unmanaged review but scales and
+/// creates where Git-only namespaces are configured.
+#[test]
+fn answers_from_the_label_alone_are_the_full_decisions() {
+    use gitops_webhook::decision::decide_from_peeks;
+    use gitops_webhook::review::{AdmissionReview, RawObject};
+    for config in ["", "gitOnlyNamespaces: [default]\n"] {
+        let world = World::with_config(config);
+        let (mut shortcuts, mut full) = (0, 0);
+        for entry in std::fs::read_dir(common::FIXTURES).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let captured: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut stamped = captured.clone();
+            for side in ["object", "oldObject"] {
+                if stamped["request"][side].is_object() {
+                    stamped["request"][side]["metadata"]["labels"][MANAGED_BY_LABEL] =
+                        json!("kubectl-gitops");
+                }
+            }
+            for (review, managed) in [(&captured, false), (&stamped, true)] {
+                let body = serde_json::to_vec(review).unwrap();
+                let raw: AdmissionReview<RawObject> = serde_json::from_slice(&body).unwrap();
+                let raw = raw.request.unwrap();
+                let (new, old) = raw.peeks();
+                let request = &review["request"];
+                let operation = request["operation"].as_str().unwrap();
+                let subresource = request["subResource"].as_str().unwrap_or_default();
+                let name = path.display();
+                match decide_from_peeks(&raw, new, old, &world.config) {
+                    Some(shortcut) => {
+                        shortcuts += 1;
+                        assert_eq!(
+                            shortcut,
+                            world.decide(review),
+                            "{name} (managed: {managed})"
+                        );
+                        let objects_managed = match operation {
+                            "DELETE" => old.maybe_managed,
+                            _ => new.maybe_managed || (operation == "UPDATE" && old.maybe_managed),
+                        };
+                        assert!(
+                            !objects_managed || subresource == "status" || operation == "CONNECT",
+                            "{name}: a managed object was answered from its label"
+                        );
+                    }
+                    None => {
+                        full += 1;
+                        // An unmanaged object that mentions kubectl-gitops (or holds a `\u`
+                        // escape) elsewhere is read whole too.
+                        let expected = subresource == "scale"
+                            || managed
+                            || new.maybe_managed
+                            || old.maybe_managed
+                            || (operation == "CREATE" && !config.is_empty());
+                        assert!(
+                            expected,
+                            "{name} (managed: {managed}) was not answered from its label"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            shortcuts > 300 && full > 200,
+            "{shortcuts} answered from labels, {full} in full"
+        );
+    }
+}
+
 // ---- scale of a folder app's object: the parent read from the API server ----
 
 /// A Deployment `web` with `replicas` (absent when `None`).
