@@ -171,16 +171,20 @@ impl Peek {
     }
 }
 
+/// Whether `json` may spell `kubectl-gitops` anywhere: JSON can write it only literally or with
+/// `\u` escapes. False means no label in it can hold the value (one SIMD substring search each).
+pub fn may_name_kubectl_gitops(json: &[u8]) -> bool {
+    memchr::memmem::find(json, MANAGED_BY.as_bytes()).is_some()
+        || memchr::memmem::find(json, b"\\u").is_some()
+}
+
 impl RawObject<'_> {
     /// Whether the object may be managed, without reading it: JSON can spell `kubectl-gitops`
     /// only literally or with `\u` escapes, so an object holding neither anywhere cannot carry
     /// the label. Objects that mention it elsewhere are read whole and decided exactly.
     pub fn peek(object: Option<&RawObject<'_>>) -> Peek {
-        let maybe_managed = object.is_some_and(|raw| {
-            let text = raw.0.get().as_bytes();
-            memchr::memmem::find(text, MANAGED_BY.as_bytes()).is_some()
-                || memchr::memmem::find(text, b"\\u").is_some()
-        });
+        let maybe_managed =
+            object.is_some_and(|raw| may_name_kubectl_gitops(raw.0.get().as_bytes()));
         Peek {
             present: object.is_some(),
             maybe_managed,

@@ -28,7 +28,9 @@ use crate::decision::{
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::parent::ParentReader;
-use crate::review::{response_bytes, AdmissionRequest, AdmissionReview, RawObject, Verdict};
+use crate::review::{
+    may_name_kubectl_gitops, response_bytes, AdmissionRequest, AdmissionReview, RawObject, Verdict,
+};
 use crate::store::GitStore;
 use crate::tls::{provider, server_config, ReloadingCert};
 
@@ -93,23 +95,36 @@ async fn validate(State(state): State<WebhookState>, request: Request) -> Respon
         Ok(body) => body,
         Err(_) => return too_large(),
     };
-    // The objects are scanned, not built: most reviews are about objects no app manages, and
-    // those are answered from the managed-by label alone.
-    let review: AdmissionReview<RawObject> = match serde_json::from_slice(&body) {
-        Ok(review) => review,
-        Err(error) => return not_a_review(&error),
-    };
-    let Some(request) = review.request else {
-        return bad_request("the AdmissionReview has no request".to_owned());
-    };
     let started = Instant::now();
-    let (new, old) = request.peeks();
-    if let Some(decision) = decide_from_peeks(&request, new, old, &state.config) {
-        return respond(&state, &request, &decision, started);
-    }
-    let request = match request.parse_objects() {
-        Ok(request) => Arc::new(request),
-        Err(error) => return not_a_review(&error),
+    let request = if may_name_kubectl_gitops(&body) {
+        // Something in the review may be managed: read it whole at once.
+        match serde_json::from_slice::<AdmissionReview>(&body) {
+            Ok(AdmissionReview {
+                request: Some(request),
+                ..
+            }) => Arc::new(request),
+            Ok(_) => return no_request(),
+            Err(error) => return not_a_review(&error),
+        }
+    } else {
+        // Most reviews are about objects no app manages: their objects are scanned, not
+        // built, and the answer comes from the peeks alone.
+        let request = match serde_json::from_slice::<AdmissionReview<RawObject>>(&body) {
+            Ok(AdmissionReview {
+                request: Some(request),
+                ..
+            }) => request,
+            Ok(_) => return no_request(),
+            Err(error) => return not_a_review(&error),
+        };
+        let (new, old) = request.peeks();
+        if let Some(decision) = decide_from_peeks(&request, new, old, &state.config) {
+            return respond(&state, &request, &decision, started);
+        }
+        match request.parse_objects() {
+            Ok(request) => Arc::new(request),
+            Err(error) => return not_a_review(&error),
+        }
     };
     let deadline = state.config.decision_deadline;
     // A scale of a parent outside the head index reads the parent first. Warm requests are
@@ -123,6 +138,10 @@ async fn validate(State(state): State<WebhookState>, request: Request) -> Respon
         },
     };
     respond(&state, &request, &decision, started)
+}
+
+fn no_request() -> Response {
+    bad_request("the AdmissionReview has no request".to_owned())
 }
 
 fn not_a_review(error: &serde_json::Error) -> Response {

@@ -161,3 +161,41 @@ async fn scale_of_a_parent_outside_the_index_reads_it_from_the_api_server() {
         vec!["GET /apis/apps/v1/namespaces/default/deployments/web"]
     );
 }
+
+/// Through the router, which answers reviews that cannot name kubectl-gitops from the peeks and
+/// reads the rest whole: every captured review, as captured and with the managed-by label stamped
+/// on its objects (so both paths are taken), gets exactly the answer of `decide`, with and
+/// without Git-only namespaces.
+#[tokio::test]
+async fn both_reading_paths_answer_every_captured_review_like_decide() {
+    use gitops_shared::provenance::MANAGED_BY_LABEL;
+    use gitops_webhook::review::response;
+    for config in ["", "gitOnlyNamespaces: [default]\n"] {
+        let world = World::with_config(config);
+        let mut answered = 0;
+        for entry in std::fs::read_dir(common::FIXTURES).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let captured: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut stamped = captured.clone();
+            for side in ["object", "oldObject"] {
+                if stamped["request"][side].is_object() {
+                    stamped["request"][side]["metadata"]["labels"][MANAGED_BY_LABEL] =
+                        serde_json::json!("kubectl-gitops");
+                }
+            }
+            for review in [&captured, &stamped] {
+                let (status, answer) = post(&world, serde_json::to_vec(review).unwrap()).await;
+                assert_eq!(status, StatusCode::OK, "{}", path.display());
+                let uid = review["request"]["uid"].as_str().unwrap();
+                let expected = response(uid, &world.decide(review).verdict);
+                assert_eq!(answer, expected, "{}", path.display());
+                answered += 1;
+            }
+        }
+        assert!(answered > 700, "{answered}");
+    }
+}
