@@ -190,11 +190,6 @@ pub trait GitFacts {
         namespace: &str,
         name: &str,
     ) -> Option<HeadDeclaration>;
-    /// The scale parent the server read from the API server for this request; `None` when it
-    /// read none (the index knows the parent, or the webhook has no API access).
-    fn live_scale_parent(&self) -> Option<&LiveParent> {
-        None
-    }
     /// Fetches `repo` now (at most once per `missFetchInterval`, never twice at once) and brings
     /// the head index up to date; true when a fetch happened.
     fn refresh_head(&self, _repo: &str) -> Result<bool, FactError> {
@@ -205,53 +200,6 @@ pub trait GitFacts {
     /// on a blocking thread).
     fn decide_in_memory(&self, _request: &AdmissionRequest, _config: &Config) -> Option<Decision> {
         None
-    }
-}
-
-/// Git facts plus the scale parent the server read from the API server: the decision stays a
-/// pure function of its inputs, and the read parent is one more input.
-pub struct WithLiveParent<'a> {
-    /// Everything else.
-    pub facts: &'a dyn GitFacts,
-    /// What the API server said about the parent.
-    pub parent: LiveParent,
-}
-
-impl GitFacts for WithLiveParent<'_> {
-    fn locate(&self, repo: &str, commit: &str) -> Result<CommitPlace, FactError> {
-        self.facts.locate(repo, commit)
-    }
-    fn head(&self, repo: &str) -> Result<String, FactError> {
-        self.facts.head(repo)
-    }
-    fn is_ancestor(&self, repo: &str, ancestor: &str, descendant: &str) -> Result<bool, FactError> {
-        self.facts.is_ancestor(repo, ancestor, descendant)
-    }
-    fn render(
-        &self,
-        repo: &str,
-        commit: &str,
-        claim: &AppClaim,
-    ) -> Result<Arc<Desired>, FactError> {
-        self.facts.render(repo, commit, claim)
-    }
-    fn head_declaration(&self, key: &ObjectKey) -> Option<HeadDeclaration> {
-        self.facts.head_declaration(key)
-    }
-    fn scale_parent(
-        &self,
-        group: &str,
-        resource: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Option<HeadDeclaration> {
-        self.facts.scale_parent(group, resource, namespace, name)
-    }
-    fn live_scale_parent(&self) -> Option<&LiveParent> {
-        Some(&self.parent)
-    }
-    fn refresh_head(&self, repo: &str) -> Result<bool, FactError> {
-        self.facts.refresh_head(repo)
     }
 }
 
@@ -322,6 +270,18 @@ impl Decision {
 
 /// Decides one admission request.
 pub fn decide(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts) -> Decision {
+    decide_with_parent(request, config, facts, None)
+}
+
+/// [`decide`] with the scale parent the server read from the API server, because the head index
+/// does not know it (see [`scale_parent_to_read`]). The read parent is one more input: the
+/// decision stays a pure function of what it is given. `None`: nothing was read.
+pub fn decide_with_parent(
+    request: &AdmissionRequest,
+    config: &Config,
+    facts: &dyn GitFacts,
+    live_parent: Option<&LiveParent>,
+) -> Decision {
     let (new, old) = (
         Peek::of(request.object.as_ref()),
         Peek::of(request.old_object.as_ref()),
@@ -329,7 +289,7 @@ pub fn decide(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts)
     if let Some(decision) = decide_from_peeks(request, new, old, config) {
         return decision;
     }
-    let decision = evaluate(request, config, facts);
+    let decision = evaluate(request, config, facts, live_parent);
     let user = &request.user_info;
     if !decision.allowed() && user.groups.contains(&config.break_glass_group) {
         let warning = format!(
@@ -379,10 +339,15 @@ pub fn decide_from_peeks<O>(
     }
 }
 
-fn evaluate(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts) -> Decision {
+fn evaluate(
+    request: &AdmissionRequest,
+    config: &Config,
+    facts: &dyn GitFacts,
+    live_parent: Option<&LiveParent>,
+) -> Decision {
     let exempt = config.is_exempt(&request.user_info.username, &request.user_info.groups);
     if request.sub_resource.as_deref() == Some("scale") {
-        return decide_scale(request, config, exempt, facts);
+        return decide_scale(request, config, exempt, facts, live_parent);
     }
     match request.operation {
         Operation::Delete => decide_delete(request, config, exempt, facts),
@@ -427,6 +392,7 @@ fn decide_scale(
     config: &Config,
     exempt: bool,
     facts: &dyn GitFacts,
+    live_parent: Option<&LiveParent>,
 ) -> Decision {
     let (Some(new), Some(old)) = (&request.object, &request.old_object) else {
         return Decision::allow("scale without objects");
@@ -444,7 +410,7 @@ fn decide_scale(
         name,
     ) {
         Some(parent) => parent,
-        None => match live_parent_declaration(request, name, config, exempt, facts) {
+        None => match live_parent_declaration(request, name, config, exempt, facts, live_parent) {
             Ok(parent) => parent,
             Err(decision) => return decision,
         },
@@ -487,6 +453,7 @@ fn live_parent_declaration(
     config: &Config,
     exempt: bool,
     facts: &dyn GitFacts,
+    live_parent: Option<&LiveParent>,
 ) -> Result<HeadDeclaration, Decision> {
     let target = ScaleParentRef {
         group: request.resource.group.clone(),
@@ -495,7 +462,7 @@ fn live_parent_declaration(
         namespace: request.namespace.clone(),
         name: name.to_owned(),
     };
-    let parent = match facts.live_scale_parent() {
+    let parent = match live_parent {
         // Not read: the webhook has no API access (a documented limitation) or nothing to read.
         None => return Err(Decision::allow("scale of an unmanaged object")),
         Some(LiveParent::Absent) => {

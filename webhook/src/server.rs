@@ -23,7 +23,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::decision::{
-    decide, decide_from_peeks, scale_parent_to_read, Decision, GitFacts, Outcome, WithLiveParent,
+    decide, decide_from_peeks, decide_with_parent, scale_parent_to_read, Decision, GitFacts,
+    Outcome,
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -226,11 +227,7 @@ async fn decide_with_live_parent(
     tracing::debug!(parent = %target, ?parent, "read the scale's parent");
     let (config, facts, request) = (state.config.clone(), state.facts.clone(), request.clone());
     let task = tokio::task::spawn_blocking(move || {
-        let facts = WithLiveParent {
-            facts: facts.as_ref(),
-            parent,
-        };
-        decide(&request, &config, &facts)
+        decide_with_parent(&request, &config, facts.as_ref(), Some(&parent))
     });
     Some(within(deadline.saturating_sub(started.elapsed()), task).await)
 }

@@ -7,8 +7,8 @@ mod common;
 use common::{copy_provenance, fixture, manifest_of, short, World};
 use gitops_shared::provenance::{MANAGED_BY_LABEL, REPO_ANNOTATION, REVISION_ANNOTATION};
 use gitops_webhook::decision::{
-    decide, scale_parent_to_read, AppClaim, Decision, GitFacts, LiveParent, Outcome,
-    ScaleParentRef, WithLiveParent,
+    decide_with_parent, scale_parent_to_read, AppClaim, Decision, GitFacts, LiveParent, Outcome,
+    ScaleParentRef,
 };
 use gitops_webhook::review::AdmissionRequest;
 use serde_json::json;
@@ -659,11 +659,7 @@ fn alice_scales() -> serde_json::Value {
 
 fn decide_with(world: &World, review: &serde_json::Value, parent: LiveParent) -> Decision {
     let request: AdmissionRequest = serde_json::from_value(review["request"].clone()).unwrap();
-    let facts = WithLiveParent {
-        facts: world.store.as_ref(),
-        parent,
-    };
-    decide(&request, &world.config, &facts)
+    decide_with_parent(&request, &world.config, world.store.as_ref(), Some(&parent))
 }
 
 const HPA: &str = "system:serviceaccount:kube-system:horizontal-pod-autoscaler";
