@@ -411,6 +411,16 @@ fn is_builtin_group(group: &str) -> bool {
 }
 
 /// An error answer in the shape of the real server's `Status`.
+/// 400 for a body the server cannot read, with the parser's message, as kube-apiserver answers.
+fn bad_request(error: &dyn std::fmt::Display) -> Response {
+    status(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        error.to_string(),
+        json!({}),
+    )
+}
+
 fn status(code: StatusCode, reason: &str, message: String, details: Value) -> Response {
     let body = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -920,14 +930,7 @@ impl Shared {
     ) -> Response {
         let mut object: Value = match serde_json::from_slice(body) {
             Ok(object) => object,
-            Err(error) => {
-                return status(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    error.to_string(),
-                    json!({}),
-                )
-            }
+            Err(error) => return bad_request(&error),
         };
         let name = object["metadata"]["name"]
             .as_str()
@@ -983,14 +986,7 @@ impl Shared {
     ) -> Response {
         let mut object: Value = match serde_json::from_slice(body) {
             Ok(object) => object,
-            Err(error) => {
-                return status(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    error.to_string(),
-                    json!({}),
-                )
-            }
+            Err(error) => return bad_request(&error),
         };
         let store = lock(&self.store);
         let key = Shared::key(target, name);
@@ -1026,14 +1022,7 @@ impl Shared {
     ) -> Response {
         let patch: Value = match serde_json::from_slice(body) {
             Ok(patch) => patch,
-            Err(error) => {
-                return status(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    error.to_string(),
-                    json!({}),
-                )
-            }
+            Err(error) => return bad_request(&error),
         };
         let store = lock(&self.store);
         let key = Shared::key(target, name);
@@ -1096,14 +1085,7 @@ impl Shared {
     ) -> Response {
         let applied: Value = match serde_yaml::from_slice(body) {
             Ok(applied) => applied,
-            Err(error) => {
-                return status(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    error.to_string(),
-                    json!({}),
-                )
-            }
+            Err(error) => return bad_request(&error),
         };
         let Some(manager) = query.get("fieldManager").filter(|m| !m.is_empty()).cloned() else {
             return status(
@@ -1492,19 +1474,11 @@ impl Shared {
             (parent, admission)
         };
         let old = scale_of(&parent);
-        let bad_request = |error: serde_json::Error| {
-            status(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                error.to_string(),
-                json!({}),
-            )
-        };
         let requested = match method.as_str() {
             "GET" => return ok_json(StatusCode::OK, &old),
             "PUT" => match serde_json::from_slice::<Value>(body) {
                 Ok(scale) => scale,
-                Err(error) => return bad_request(error),
+                Err(error) => return bad_request(&error),
             },
             "PATCH"
                 if content_type.starts_with("application/merge-patch+json")
@@ -1516,7 +1490,7 @@ impl Shared {
                         merge(&mut scale, &patch);
                         scale
                     }
-                    Err(error) => return bad_request(error),
+                    Err(error) => return bad_request(&error),
                 }
             }
             "PATCH" => {

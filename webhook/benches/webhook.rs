@@ -17,8 +17,8 @@
 //! the server under test.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../tests/common/https.rs"]
-mod https;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,12 +26,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::git;
+use common::https::{self, free_ports, get, Connection, Pki};
 use gitops_webhook::config::Config;
 use gitops_webhook::decision::{decide, AppClaim, GitFacts};
 use gitops_webhook::metrics::Metrics;
 use gitops_webhook::review::AdmissionRequest;
 use gitops_webhook::store::GitStore;
-use https::{free_ports, get, Connection, Pki};
 use serde_json::{json, Value};
 
 /// The same allocator as the real binary, so the no-op servers (children of this binary) are
@@ -42,26 +43,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Connections of the load generator, and requests per connection (bounded).
 const CONNECTIONS: usize = 8;
 const REQUESTS_PER_CONNECTION: usize = 1_500;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.invalid")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.invalid")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 /// `count` objects (half ConfigMaps, half Deployments) in one file per object.
 fn write_app(dir: &Path, count: usize, image: &str) {
