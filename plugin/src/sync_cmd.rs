@@ -132,9 +132,74 @@ pub enum SyncError {
         /// How long we waited.
         timeout: Duration,
     },
+    /// An admission webhook refused the commit before anything was applied, twice.
+    #[error("an admission webhook refused {key} at {revision} (checked with a server-side dry run before the first write, and once more {retry_after:?} later); nothing was applied: {message}")]
+    RefusedBeforeApply {
+        /// The object tried.
+        key: ObjectKey,
+        /// The commit.
+        revision: String,
+        /// The API server's message, with the webhook's sentence.
+        message: String,
+        /// How long the sync waited before trying again.
+        retry_after: Duration,
+    },
     /// Talking to the cluster.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+}
+
+/// How long `sync` waits before asking an admission webhook again about a commit it refused:
+/// long enough for a webhook that fetches at most once a second to fetch a commit pushed a moment
+/// ago.
+const PREFLIGHT_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// True for the API server's relay of an admission webhook's denial.
+fn webhook_denied(error: &ClusterError) -> bool {
+    let text = error.to_string();
+    text.contains("admission webhook") && text.contains("denied the request")
+}
+
+/// Before the first write, a server-side dry run of the first object the sync would apply: an
+/// admission webhook that does not know the commit yet (pushed a moment ago) refuses it here,
+/// before anything changed, so a refusal never leaves the app split across two commits. A
+/// refusal is asked once more after [`PREFLIGHT_RETRY_AFTER`]; any other failure of the dry
+/// run (a Namespace not created yet, say) is left for the real apply to report.
+async fn preflight(
+    state: &AppState,
+    key: &ObjectKey,
+    object: &Value,
+    force_conflicts: bool,
+) -> Result<(), SyncError> {
+    let Ok(resource) = state.discovery.resource_of(object) else {
+        return Ok(());
+    };
+    let mut retried = false;
+    loop {
+        match state
+            .rest
+            .apply(resource, object, force_conflicts, DryRun::Server)
+            .await
+        {
+            Err(error) if webhook_denied(&error) => {
+                if retried {
+                    return Err(SyncError::RefusedBeforeApply {
+                        key: key.clone(),
+                        revision: state.rendered.provenance.revision.clone(),
+                        message: error.to_string(),
+                        retry_after: PREFLIGHT_RETRY_AFTER,
+                    });
+                }
+                eprintln!(
+                    "{key}: an admission webhook refused the commit; asking again in {}s: {error}",
+                    PREFLIGHT_RETRY_AFTER.as_secs()
+                );
+                tokio::time::sleep(PREFLIGHT_RETRY_AFTER).await;
+                retried = true;
+            }
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// Runs `sync`.
@@ -199,6 +264,17 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             .0
             .into_keys()
             .collect();
+    if dry_run.is_none() {
+        let first = (0..3).find_map(|phase| {
+            state.rendered.objects.iter().find(|o| {
+                phase_of(&o.key(), &custom, &state.discovery) == phase
+                    && !unchanged(&state, &o.key(), &o.object, args.force)
+            })
+        });
+        if let Some(first) = first {
+            preflight(&state, &first.key(), &first.object, args.force_conflicts).await?;
+        }
+    }
     let mut outcomes: Vec<(ObjectKey, Outcome)> = Vec::new();
     for phase in 0..3 {
         let batch: Vec<(ObjectKey, Value)> = state
@@ -370,23 +446,10 @@ async fn apply_one(
     dry_run: Option<DryRunMode>,
     server_dry_run: DryRun,
 ) -> Outcome {
-    let live = state.live.get(key);
-    if let Some(live) = live {
-        let digest = |o: &Value| {
-            o.get("metadata")
-                .and_then(|m| m.get("annotations"))
-                .and_then(|a| a.get(DIGEST_ANNOTATION))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        if !args.force
-            && digest(live).is_some()
-            && digest(live) == digest(object)
-            && declared_drift(object, live).is_empty()
-        {
-            return Outcome::Unchanged;
-        }
+    if unchanged(state, key, object, args.force) {
+        return Outcome::Unchanged;
     }
+    let live = state.live.get(key);
     let outcome = if live.is_some() {
         Outcome::Configured
     } else {
@@ -406,6 +469,25 @@ async fn apply_one(
         )),
         Err(error) => Outcome::Failed(error.to_string()),
     }
+}
+
+/// True when the live object already carries the desired digest and every declared field, so
+/// applying it would change nothing (never with `--force`).
+fn unchanged(state: &AppState, key: &ObjectKey, object: &Value, force: bool) -> bool {
+    let Some(live) = state.live.get(key) else {
+        return false;
+    };
+    let digest = |o: &Value| {
+        o.get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(|a| a.get(DIGEST_ANNOTATION))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    !force
+        && digest(live).is_some()
+        && digest(live) == digest(object)
+        && declared_drift(object, live).is_empty()
 }
 
 async fn wait_established(

@@ -6,13 +6,13 @@
 //!   - url: https://git.example/shop.git
 //!     branch: main
 //!     tokenFile: /etc/gitops/token      # optional; or sshKeyFile
-//! exemptUsers: ["system:kube-controller-manager", "system:serviceaccount:kube-system:*"]
-//! exemptGroups: []
+//! exemptUsers: [system:kube-controller-manager, system:serviceaccount:kube-system:deployment-controller]
+//! exemptGroups: [system:nodes]
 //! breakGlassGroup: gitops:break-glass
 //! gitOnlyNamespaces: [shop]
 //! revisionMode: forward                 # or head
 //! fetchInterval: 60s
-//! missFetchInterval: 10s
+//! missFetchInterval: 1s               # at most one on-demand fetch per interval; below decisionDeadline
 //! renderCacheEntries: 256
 //! decisionDeadline: 4s
 //! cacheDir: /var/cache/gitops-webhook
@@ -25,14 +25,63 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// The users exempt by default: the control plane's own identities and kube-system's service
-/// accounts. Never "every service account": anyone with `edit` in a namespace can run a pod as
-/// any service account there.
+/// The users exempt by default: the control plane's own identities and, by name, the service
+/// accounts kube-controller-manager runs its controllers as (`--use-service-account-credentials`,
+/// as read from a v1.36 control plane). Never a whole population such as "every service account
+/// of kube-system": add-ons installed there would be exempt too, and anyone with `edit` in a
+/// namespace can run a pod as any service account of it.
 pub const DEFAULT_EXEMPT_USERS: &[&str] = &[
     "system:kube-controller-manager",
     "system:kube-scheduler",
     "system:apiserver",
-    "system:serviceaccount:kube-system:*",
+    "system:serviceaccount:kube-system:attachdetach-controller",
+    "system:serviceaccount:kube-system:certificate-controller",
+    "system:serviceaccount:kube-system:clusterrole-aggregation-controller",
+    "system:serviceaccount:kube-system:cronjob-controller",
+    "system:serviceaccount:kube-system:daemon-set-controller",
+    "system:serviceaccount:kube-system:deployment-controller",
+    "system:serviceaccount:kube-system:device-taint-eviction-controller",
+    "system:serviceaccount:kube-system:disruption-controller",
+    "system:serviceaccount:kube-system:endpoint-controller",
+    "system:serviceaccount:kube-system:endpointslice-controller",
+    "system:serviceaccount:kube-system:endpointslicemirroring-controller",
+    "system:serviceaccount:kube-system:ephemeral-volume-controller",
+    "system:serviceaccount:kube-system:expand-controller",
+    "system:serviceaccount:kube-system:generic-garbage-collector",
+    "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
+    "system:serviceaccount:kube-system:job-controller",
+    "system:serviceaccount:kube-system:legacy-service-account-token-cleaner",
+    "system:serviceaccount:kube-system:namespace-controller",
+    "system:serviceaccount:kube-system:node-controller",
+    "system:serviceaccount:kube-system:persistent-volume-binder",
+    "system:serviceaccount:kube-system:pod-garbage-collector",
+    "system:serviceaccount:kube-system:pv-protection-controller",
+    "system:serviceaccount:kube-system:pvc-protection-controller",
+    "system:serviceaccount:kube-system:replicaset-controller",
+    "system:serviceaccount:kube-system:replication-controller",
+    "system:serviceaccount:kube-system:resource-claim-controller",
+    "system:serviceaccount:kube-system:resourcequota-controller",
+    "system:serviceaccount:kube-system:root-ca-cert-publisher",
+    "system:serviceaccount:kube-system:service-account-controller",
+    "system:serviceaccount:kube-system:service-cidrs-controller",
+    "system:serviceaccount:kube-system:statefulset-controller",
+    "system:serviceaccount:kube-system:ttl-after-finished-controller",
+    "system:serviceaccount:kube-system:ttl-controller",
+    "system:serviceaccount:kube-system:validatingadmissionpolicy-status-controller",
+    "system:serviceaccount:kube-system:volumeattributesclass-protection-controller",
+];
+
+/// The groups exempt by default: the kubelets, which delete a Pod for good once it has stopped
+/// and may only touch their own node's Pods (NodeRestriction); no person is in this group.
+pub const DEFAULT_EXEMPT_GROUPS: &[&str] = &["system:nodes"];
+
+/// Groups that hold whole populations of users or service accounts; exempting one would exempt
+/// people (or pods anyone with `edit` can run).
+const POPULATION_GROUPS: &[&str] = &[
+    "system:authenticated",
+    "system:unauthenticated",
+    "system:serviceaccounts",
+    "system:masters",
 ];
 
 /// The break-glass group by default.
@@ -78,7 +127,7 @@ struct RawConfig {
     #[serde(default)]
     exempt_users: Option<Vec<String>>,
     #[serde(default)]
-    exempt_groups: Vec<String>,
+    exempt_groups: Option<Vec<String>>,
     #[serde(default)]
     break_glass_group: Option<String>,
     #[serde(default)]
@@ -175,17 +224,26 @@ impl Config {
                 .collect()
         });
         for (i, user) in exempt_users.iter().enumerate() {
-            if user == "*" || user == "system:serviceaccount:*" || user == "system:serviceaccount:"
-            {
+            if user.contains('*') || user.trim().is_empty() {
                 return Err(invalid(format!(
-                    "exemptUsers[{i}]: {user:?} would exempt every service account; anyone with edit in a namespace can run a pod as one. Name kube-system's (system:serviceaccount:kube-system:*) or single accounts"
+                    "exemptUsers[{i}]: {user:?} is a pattern; name each identity instead (system:serviceaccount:<namespace>:<name>) — a pattern exempts a whole population, such as every add-on of kube-system, and anyone with edit in a namespace can run a pod as any of its service accounts"
                 )));
             }
         }
-        for (i, group) in raw.exempt_groups.iter().enumerate() {
-            if group == "system:serviceaccounts" || group == "system:authenticated" {
+        let exempt_groups = raw.exempt_groups.unwrap_or_else(|| {
+            DEFAULT_EXEMPT_GROUPS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        });
+        for (i, group) in exempt_groups.iter().enumerate() {
+            let population = POPULATION_GROUPS.contains(&group.as_str())
+                || group.starts_with("system:serviceaccounts:")
+                || group.contains('*')
+                || group.trim().is_empty();
+            if population {
                 return Err(invalid(format!(
-                    "exemptGroups[{i}]: {group:?} is far too broad to exempt; name single users or system:serviceaccounts:kube-system"
+                    "exemptGroups[{i}]: {group:?} holds a whole population of users or service accounts and is far too broad to exempt; name single identities in exemptUsers"
                 )));
             }
         }
@@ -208,7 +266,7 @@ impl Config {
         let miss_fetch_interval = duration(
             "missFetchInterval",
             raw.miss_fetch_interval.as_deref(),
-            Duration::from_secs(10),
+            Duration::from_secs(1),
         )?;
         let decision_deadline = duration(
             "decisionDeadline",
@@ -219,6 +277,13 @@ impl Config {
             return Err(invalid(format!(
                 "decisionDeadline: must be above 0 and below the webhook's timeoutSeconds ({}s), so a slow render becomes a clear denial rather than an API server timeout",
                 WEBHOOK_TIMEOUT.as_secs()
+            )));
+        }
+        if miss_fetch_interval >= decision_deadline {
+            return Err(invalid(format!(
+                "missFetchInterval: {} ms is not below decisionDeadline ({} ms); a review naming a commit pushed a moment ago waits for the next fetch, which must fit the deadline",
+                miss_fetch_interval.as_millis(),
+                decision_deadline.as_millis()
             )));
         }
         let render_cache_entries = raw.render_cache_entries.unwrap_or(256);
@@ -234,7 +299,7 @@ impl Config {
         Ok(Config {
             repositories: raw.repositories,
             exempt_users,
-            exempt_groups: raw.exempt_groups,
+            exempt_groups,
             break_glass_group,
             git_only_namespaces: raw.git_only_namespaces,
             revision_mode: raw.revision_mode,
@@ -253,22 +318,10 @@ impl Config {
         self.repositories.iter().find(|r| r.url == url)
     }
 
-    /// True when the user (or one of the groups) is exempt.
+    /// True when the user (or one of the groups) is exempt: names match exactly.
     pub fn is_exempt(&self, username: &str, groups: &[String]) -> bool {
-        self.exempt_users
-            .iter()
-            .any(|p| matches_pattern(p, username))
-            || groups
-                .iter()
-                .any(|g| self.exempt_groups.iter().any(|p| matches_pattern(p, g)))
-    }
-}
-
-/// `pattern` equals `value`, or ends with `*` and `value` starts with what precedes it.
-fn matches_pattern(pattern: &str, value: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => value.starts_with(prefix),
-        None => pattern == value,
+        self.exempt_users.iter().any(|u| u == username)
+            || groups.iter().any(|g| self.exempt_groups.contains(g))
     }
 }
 
@@ -307,6 +360,13 @@ mod tests {
             &[]
         ));
         assert!(config.is_exempt("system:kube-controller-manager", &[]));
+        assert!(config.is_exempt(
+            "system:serviceaccount:kube-system:endpointslice-controller",
+            &[]
+        ));
+        assert!(config.is_exempt("system:node:n1", &["system:nodes".to_owned()]));
+        // An add-on in kube-system is not a controller of the control plane.
+        assert!(!config.is_exempt("system:serviceaccount:kube-system:some-addon", &[]));
         assert!(!config.is_exempt("system:serviceaccount:shop:default", &[]));
         assert!(!config.is_exempt("alice", &["system:masters".to_owned()]));
         assert_eq!(config.break_glass_group, "gitops:break-glass");
@@ -331,9 +391,40 @@ mod tests {
                 .contains("fetchInterval: \"soon\" is not a duration"),
             "{err}"
         );
-        let err = parse("repositories:\n  - url: u\n    branch: main\nexemptUsers: ['system:serviceaccount:*']\n")
-            .expect_err("too broad");
-        assert!(err.to_string().contains("exemptUsers[0]"), "{err}");
+        for users in [
+            "['system:serviceaccount:*']",
+            "['system:*']",
+            "[x, 'system:serviceaccount:kube-system:*']",
+        ] {
+            let err = parse(&format!(
+                "repositories:\n  - url: u\n    branch: main\nexemptUsers: {users}\n"
+            ))
+            .expect_err("a pattern");
+            assert!(err.to_string().contains("is a pattern"), "{users}: {err}");
+        }
+        for groups in [
+            "['system:serviceaccounts:shop']",
+            "[system:authenticated]",
+            "[system:serviceaccounts]",
+        ] {
+            let err = parse(&format!(
+                "repositories:\n  - url: u\n    branch: main\nexemptGroups: {groups}\n"
+            ))
+            .expect_err("a population");
+            assert!(
+                err.to_string().contains("whole population"),
+                "{groups}: {err}"
+            );
+        }
+        let err = parse(
+            "repositories:\n  - url: u\n    branch: main\nmissFetchInterval: 4s\ndecisionDeadline: 4s\n",
+        )
+        .expect_err("interval past the deadline");
+        assert!(
+            err.to_string()
+                .contains("missFetchInterval: 4000 ms is not below"),
+            "{err}"
+        );
         let err = parse("repositories: []\n").expect_err("empty");
         assert!(
             err.to_string().contains("repositories: list at least one"),

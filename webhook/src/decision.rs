@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -23,6 +24,7 @@ use gitops_shared::provenance::{is_managed, Provenance, MANAGED_BY, MANAGED_BY_L
 
 use crate::config::{Config, RevisionMode};
 use crate::declared::undeclared_changes;
+use crate::mirror::Freshness;
 use crate::review::{AdmissionRequest, Operation, Peek, Verdict};
 
 /// What a commit of an app declares, by object.
@@ -50,14 +52,40 @@ pub struct AppClaim {
 }
 
 /// Where a commit stands relative to a trusted repository's tracked branch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitPlace {
     /// Reachable from the tracked branch.
     OnBranch,
-    /// In the mirror but not reachable from the tracked branch.
+    /// In the mirror but not reachable from the tracked branch, after a fetch.
     NotOnBranch,
-    /// Not in the mirror, even after a fetch.
-    Unknown,
+    /// Not in the mirror; whether a fetch since the request arrived could change that.
+    Unknown(Freshness),
+}
+
+/// When a review arrived and when its answer is due. A fact that needs a fresher view of Git
+/// (an unknown commit, a DELETE the head still declares) counts only a fetch that started after
+/// `arrived`, and waits for one no later than `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// When the review arrived.
+    pub arrived: Instant,
+    /// When the answer is due.
+    pub until: Instant,
+}
+
+impl Window {
+    /// A review arriving now with `deadline` to answer.
+    pub fn starting_now(deadline: Duration) -> Window {
+        Window::starting_at(Instant::now(), deadline)
+    }
+
+    /// A review that arrived at `arrived` with `deadline` to answer.
+    pub fn starting_at(arrived: Instant, deadline: Duration) -> Window {
+        Window {
+            arrived,
+            until: arrived + deadline,
+        }
+    }
 }
 
 /// Why a fact could not be had.
@@ -170,8 +198,10 @@ fn scale_name<'a>(request: &'a AdmissionRequest, scale: &'a Value) -> &'a str {
 /// Facts about Git the decision needs. The server answers from its mirrors (fetching once on a
 /// miss) and its render cache; tests answer from real repositories.
 pub trait GitFacts {
-    /// Where `commit` stands relative to `repo`'s tracked branch.
-    fn locate(&self, repo: &str, commit: &str) -> Result<CommitPlace, FactError>;
+    /// Where `commit` stands relative to `repo`'s tracked branch. A commit the mirror does not
+    /// hold, or holds off the branch, is looked for again after a fetch that started within
+    /// `window`.
+    fn locate(&self, repo: &str, commit: &str, window: Window) -> Result<CommitPlace, FactError>;
     /// The tracked branch's head commit of `repo`.
     fn head(&self, repo: &str) -> Result<String, FactError>;
     /// True when `ancestor` is `descendant` or one of its ancestors.
@@ -190,10 +220,12 @@ pub trait GitFacts {
         namespace: &str,
         name: &str,
     ) -> Option<HeadDeclaration>;
-    /// Fetches `repo` now (at most once per `missFetchInterval`, never twice at once) and brings
-    /// the head index up to date; true when a fetch happened.
-    fn refresh_head(&self, _repo: &str) -> Result<bool, FactError> {
-        Ok(false)
+    /// Makes sure `repo` was fetched after the review arrived (joining a fetch under way,
+    /// waiting for the rate limit within the window) and brings the head index up to date.
+    fn refresh_head(&self, _repo: &str, _window: Window) -> Result<Freshness, FactError> {
+        Ok(Freshness::NotFetched(
+            "this webhook keeps no mirror".to_owned(),
+        ))
     }
     /// Decides from what is already in memory, without any Git or disk access, so the server can
     /// answer on its event loop; `None` when some fact is not in memory (the server then decides
@@ -268,19 +300,22 @@ impl Decision {
     }
 }
 
-/// Decides one admission request.
+/// Decides one admission request arriving now.
 pub fn decide(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts) -> Decision {
-    decide_with_parent(request, config, facts, None)
+    let window = Window::starting_now(config.decision_deadline);
+    decide_within(request, config, facts, None, window)
 }
 
-/// [`decide`] with the scale parent the server read from the API server, because the head index
-/// does not know it (see [`scale_parent_to_read`]). The read parent is one more input: the
-/// decision stays a pure function of what it is given. `None`: nothing was read.
-pub fn decide_with_parent(
+/// [`decide`] for a review that arrived at the start of `window`, with the scale parent the
+/// server read from the API server because the head index does not know it (see
+/// [`scale_parent_to_read`]). The read parent is one more input: the decision stays a function
+/// of what it is given. `None`: nothing was read.
+pub fn decide_within(
     request: &AdmissionRequest,
     config: &Config,
     facts: &dyn GitFacts,
     live_parent: Option<&LiveParent>,
+    window: Window,
 ) -> Decision {
     let (new, old) = (
         Peek::of(request.object.as_ref()),
@@ -289,7 +324,7 @@ pub fn decide_with_parent(
     if let Some(decision) = decide_from_peeks(request, new, old, config) {
         return decision;
     }
-    let decision = evaluate(request, config, facts, live_parent);
+    let decision = evaluate(request, config, facts, live_parent, window);
     let user = &request.user_info;
     if !decision.allowed() && user.groups.contains(&config.break_glass_group) {
         let warning = format!(
@@ -344,14 +379,20 @@ fn evaluate(
     config: &Config,
     facts: &dyn GitFacts,
     live_parent: Option<&LiveParent>,
+    window: Window,
 ) -> Decision {
-    let exempt = config.is_exempt(&request.user_info.username, &request.user_info.groups);
+    // Identity first: the control plane's controllers write objects they derive from managed
+    // ones (an EndpointSlice copying a Service's labels, a ReplicaSet from a Deployment) and are
+    // trusted by who they are, never asked for provenance.
+    if config.is_exempt(&request.user_info.username, &request.user_info.groups) {
+        return Decision::allow("exempt identity");
+    }
     if request.sub_resource.as_deref() == Some("scale") {
-        return decide_scale(request, config, exempt, facts, live_parent);
+        return decide_scale(request, config, facts, live_parent);
     }
     match request.operation {
-        Operation::Delete => decide_delete(request, config, exempt, facts),
-        Operation::Create | Operation::Update => decide_write(request, config, exempt, facts),
+        Operation::Delete => decide_delete(request, config, facts, window),
+        Operation::Create | Operation::Update => decide_write(request, config, facts, window),
         Operation::Connect => Decision::allow("connect"),
     }
 }
@@ -390,7 +431,6 @@ fn key_of(object: &Value, request: &AdmissionRequest) -> ObjectKey {
 fn decide_scale(
     request: &AdmissionRequest,
     config: &Config,
-    exempt: bool,
     facts: &dyn GitFacts,
     live_parent: Option<&LiveParent>,
 ) -> Decision {
@@ -410,7 +450,7 @@ fn decide_scale(
         name,
     ) {
         Some(parent) => parent,
-        None => match live_parent_declaration(request, name, config, exempt, facts, live_parent) {
+        None => match live_parent_declaration(request, name, config, facts, live_parent) {
             Ok(parent) => parent,
             Err(decision) => return decision,
         },
@@ -432,7 +472,6 @@ fn decide_scale(
                 ))
             }
         }
-        None if exempt => Decision::allow("exempt identity scales an undeclared spec.replicas"),
         None => Decision::deny(format!(
             "{parent_key}: spec.replicas changed from {} to {} by {}, but Git (commit {} on {}) does not declare it; only controllers such as the HorizontalPodAutoscaler may change it — declare replicas in Git instead",
             shown(old_replicas.as_ref()),
@@ -451,7 +490,6 @@ fn live_parent_declaration(
     request: &AdmissionRequest,
     name: &str,
     config: &Config,
-    exempt: bool,
     facts: &dyn GitFacts,
     live_parent: Option<&LiveParent>,
 ) -> Result<HeadDeclaration, Decision> {
@@ -467,11 +505,6 @@ fn live_parent_declaration(
         None => return Err(Decision::allow("scale of an unmanaged object")),
         Some(LiveParent::Absent) => {
             return Err(Decision::allow("scale of an object that does not exist"))
-        }
-        Some(LiveParent::Unreadable(_)) if exempt => {
-            return Err(Decision::allow(
-                "exempt identity scales a parent that could not be read",
-            ))
         }
         Some(LiveParent::Unreadable(reason)) => {
             return Err(Decision::deny(format!(
@@ -520,17 +553,14 @@ impl KeyOrDefault for Option<ObjectKey> {
 fn decide_delete(
     request: &AdmissionRequest,
     config: &Config,
-    exempt: bool,
     facts: &dyn GitFacts,
+    window: Window,
 ) -> Decision {
     let Some(old) = &request.old_object else {
         return Decision::allow("delete without oldObject");
     };
     if !is_managed(old) {
         return Decision::allow("unmanaged");
-    }
-    if exempt {
-        return Decision::allow("exempt identity deletes");
     }
     let key = key_of(old, request);
     let provenance = Provenance::of(old).filter(|p| config.repository(&p.repo).is_some());
@@ -542,30 +572,33 @@ fn decide_delete(
         return Decision::allow("prune: the branch head no longer declares it");
     };
     // What the head declares is as of the last fetch: a prune usually follows a push at once,
-    // so look at the remote again (rate-limited like a miss) before refusing.
+    // so judge by a head fetched after the request arrived.
     let repo = provenance
         .as_ref()
         .map_or(first.repo.as_str(), |p| p.repo.as_str());
-    if facts.refresh_head(repo).unwrap_or(false) {
-        match declared_at_head(&key, provenance.as_ref(), config, facts) {
-            Ok(Some(still)) => {
-                return Decision::deny(still_declared(
+    match facts.refresh_head(repo, window) {
+        Ok(Freshness::Fetched) => {
+            match declared_at_head(&key, provenance.as_ref(), config, facts) {
+                Ok(Some(still)) => Decision::deny(still_declared(
                     &key,
                     &still.app,
                     &still.commit,
                     &still.branch,
-                ))
+                    "fetched just now",
+                )),
+                Ok(None) => Decision::allow("prune: the branch head no longer declares it"),
+                Err(reason) => head_unknown(&key, &reason),
             }
-            Ok(None) => return Decision::allow("prune: the branch head no longer declares it"),
-            Err(reason) => return head_unknown(&key, &reason),
         }
+        Ok(stale) => Decision::deny(still_declared(
+            &key,
+            &first.app,
+            &first.commit,
+            &first.branch,
+            &format!("as of the last fetch; {}", stale.clause()),
+        )),
+        Err(error) => head_unknown(&key, &error.to_string()),
     }
-    Decision::deny(still_declared(
-        &key,
-        &first.app,
-        &first.commit,
-        &first.branch,
-    ))
 }
 
 /// Who at a branch head declares `key`: the index of app-file apps, else the claimed (folder)
@@ -582,9 +615,8 @@ fn declared_at_head(
     let Some(provenance) = provenance else {
         return Ok(None);
     };
-    let Ok(head) = facts.head(&provenance.repo) else {
-        return Ok(None);
-    };
+    // A head that cannot be read is no licence to delete.
+    let head = facts.head(&provenance.repo).map_err(|e| e.to_string())?;
     let claim = AppClaim {
         app: provenance.app.clone(),
         path: provenance.path.clone(),
@@ -611,9 +643,9 @@ fn head_unknown(key: &ObjectKey, reason: &str) -> Decision {
     ))
 }
 
-fn still_declared(key: &ObjectKey, app: &str, commit: &str, branch: &str) -> String {
+fn still_declared(key: &ObjectKey, app: &str, commit: &str, branch: &str, fetched: &str) -> String {
     format!(
-        "{key}: app {app} still declares it at commit {} (head of {branch}); delete it by removing it from Git and syncing",
+        "{key}: app {app} still declares it at commit {} (head of {branch}, {fetched}); delete it by removing it from Git and syncing",
         short(commit)
     )
 }
@@ -621,8 +653,8 @@ fn still_declared(key: &ObjectKey, app: &str, commit: &str, branch: &str) -> Str
 fn decide_write(
     request: &AdmissionRequest,
     config: &Config,
-    exempt: bool,
     facts: &dyn GitFacts,
+    window: Window,
 ) -> Decision {
     let Some(new) = &request.object else {
         return Decision::allow("no object");
@@ -645,9 +677,6 @@ fn decide_write(
         return Decision::allow("unmanaged");
     }
     if !managed_new {
-        if exempt {
-            return Decision::allow("exempt identity unmanages");
-        }
         return Decision::deny(format!(
             "{key}: removing the label {MANAGED_BY_LABEL}={MANAGED_BY} is refused; an object leaves GitOps by being removed from Git"
         ));
@@ -672,13 +701,17 @@ fn decide_write(
             claim.revision
         ));
     }
-    match facts.locate(&claim.repo, &claim.revision) {
+    match facts.locate(&claim.repo, &claim.revision, window) {
         Ok(CommitPlace::OnBranch) => {}
-        Ok(CommitPlace::Unknown) => {
+        Ok(CommitPlace::Unknown(freshness)) => {
             return Decision::deny(format!(
-                "{key}: commit {} does not exist in {} (fetched again, still unknown); push it to {branch} and sync",
+                "{key}: commit {} does not exist in {} ({}); push it to {branch} and sync",
                 short(&claim.revision),
-                claim.repo
+                claim.repo,
+                match freshness {
+                    Freshness::Fetched => "fetched just now, still unknown".to_owned(),
+                    other => other.clause(),
+                }
             ))
         }
         Ok(CommitPlace::NotOnBranch) => {
@@ -759,15 +792,8 @@ fn decide_write(
             short(&claim.revision)
         ));
     };
-    // Rule 3. An exempt controller is not blamed for drift that was already there.
-    let old_drift = match (exempt, old) {
-        (true, Some(old)) => compare(desired, old),
-        _ => Vec::new(),
-    };
-    let diffs: Vec<_> = compare(desired, new)
-        .into_iter()
-        .filter(|d| !old_drift.contains(d))
-        .collect();
+    // Rule 3.
+    let diffs = compare(desired, new);
     if let Some(first) = diffs.first() {
         let more = match diffs.len() {
             1 => String::new(),
@@ -783,7 +809,7 @@ fn decide_write(
         ));
     }
     // Rule 4.
-    if let (Some(old), false) = (old, exempt) {
+    if let Some(old) = old {
         let old_desired = match &old_claim {
             Some(o)
                 if o.revision != claim.revision || o.app != claim.app || o.path != claim.path =>

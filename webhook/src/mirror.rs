@@ -1,10 +1,13 @@
-//! One bare Git mirror per trusted repository: fetched at start, on an interval, and once on a
-//! miss for an unknown commit (de-duplicated and rate-limited). When the remote is down the
-//! webhook keeps deciding from what the mirror holds.
+//! One bare Git mirror per trusted repository: fetched at start, on an interval, and on demand
+//! when a review needs a fresher view than the mirror has (an unknown commit, a DELETE the head
+//! still declares). On-demand fetches are de-duplicated and rate-limited: a request waits for a
+//! fetch that started after it arrived, joining one under way or waiting for the rate limit, as
+//! long as that fits its deadline. When the remote is down the webhook keeps deciding from what
+//! the mirror holds.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use git2::Oid;
@@ -21,6 +24,41 @@ pub struct FetchStatus {
     pub last_success: Option<SystemTime>,
     /// The last fetch's error, when it failed.
     pub last_error: Option<String>,
+}
+
+/// Whether the mirror was fetched after a request arrived, as [`Mirror::fetch_since`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freshness {
+    /// A fetch that started after the request arrived succeeded.
+    Fetched,
+    /// A fetch that started after the request arrived failed; why.
+    FetchFailed(String),
+    /// No fetch could start and finish before the deadline; why, as one clause.
+    NotFetched(String),
+}
+
+impl Freshness {
+    /// How a sentence says what happened, after "fetched again, still unknown" or the like.
+    pub fn clause(&self) -> String {
+        match self {
+            Freshness::Fetched => "fetched just now".to_owned(),
+            Freshness::FetchFailed(error) => format!("fetching it failed: {error}"),
+            Freshness::NotFetched(why) => format!("not fetched: {why}"),
+        }
+    }
+}
+
+/// Who is fetching and when fetches happened, behind one lock with [`Mirror::fetched`].
+#[derive(Debug, Default)]
+struct FetchGate {
+    /// A fetch is under way (its start).
+    running: Option<Instant>,
+    /// When the last on-demand fetch started: the rate limit counts from there.
+    last_on_demand: Option<Instant>,
+    /// The last finished fetch of any kind: when it started and how it went.
+    last_done: Option<(Instant, Result<(), String>)>,
+    /// How long the last fetch took, to tell whether a wait for the next one fits a deadline.
+    last_duration: Duration,
 }
 
 /// How many commit facts are remembered before starting over.
@@ -45,8 +83,10 @@ pub struct Mirror {
     miss_fetch_interval: Duration,
     /// Open handles; `git2::Repository` is not `Sync`, so each use takes one out.
     handles: Mutex<Vec<GitRepo>>,
-    /// Held while fetching: concurrent misses wait for the one fetch instead of starting more.
-    fetching: Mutex<Option<Instant>>,
+    /// Fetch bookkeeping: concurrent requests wait for the one fetch instead of starting more.
+    gate: Mutex<FetchGate>,
+    /// Signalled when a fetch finishes.
+    fetched: Condvar,
     status: Mutex<FetchStatus>,
     /// Facts that only a fetch can change, kept in memory so a warm decision touches no disk:
     /// the head, and which commits are on the branch at that head.
@@ -90,7 +130,8 @@ impl Mirror {
             miss_fetch_interval,
             handles: Mutex::new(vec![repo]),
             facts: Mutex::new(CommitFacts::default()),
-            fetching: Mutex::new(None),
+            gate: Mutex::new(FetchGate::default()),
+            fetched: Condvar::new(),
             status: Mutex::new(FetchStatus::default()),
             metrics,
         })
@@ -134,13 +175,38 @@ impl Mirror {
         })
     }
 
-    /// Fetches now, waiting for a fetch already under way. Records the outcome.
+    /// Fetches now (the interval fetch), after a fetch already under way. Records the outcome.
     pub fn fetch(&self) -> Result<()> {
-        let _guard = lock(&self.fetching);
-        self.fetch_locked()
+        let mut gate = lock(&self.gate);
+        while gate.running.is_some() {
+            gate = self
+                .fetched
+                .wait(gate)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        self.run_fetch(gate)
     }
 
-    fn fetch_locked(&self) -> Result<()> {
+    /// Runs one fetch with the gate marked busy (and unlocked meanwhile), records it and wakes
+    /// the waiters.
+    fn run_fetch(&self, mut gate: MutexGuard<'_, FetchGate>) -> Result<()> {
+        let started = Instant::now();
+        gate.running = Some(started);
+        drop(gate);
+        let result = self.fetch_unguarded();
+        let mut gate = lock(&self.gate);
+        gate.running = None;
+        gate.last_duration = started.elapsed();
+        gate.last_done = Some((
+            started,
+            result.as_ref().map(|_| ()).map_err(|e| error_chain(e)),
+        ));
+        drop(gate);
+        self.fetched.notify_all();
+        result
+    }
+
+    fn fetch_unguarded(&self) -> Result<()> {
         let started = Instant::now();
         let result = self.credentials().and_then(|credentials| {
             self.with_repo(|repo| repo.fetch(&credentials))?
@@ -169,35 +235,64 @@ impl Mirror {
         result
     }
 
-    /// True when the commit is in the mirror; on a miss, fetches once (at most once per
-    /// `missFetchInterval`, and never twice at the same time) and looks again.
-    pub fn has_commit_or_fetch(&self, commit: Oid) -> Result<bool> {
-        if self.with_repo(|r| r.has_commit(commit))? {
-            return Ok(true);
+    /// Makes sure a fetch that started at or after `arrived` has finished, waiting until `until`
+    /// at most: the result of such a fetch if one already ran, else the one under way, else a
+    /// new one as soon as the rate limit (`missFetchInterval` between on-demand fetches) allows.
+    /// Every request waiting meanwhile is served by the same fetch, so a flood of made-up
+    /// commits costs the remote one fetch per interval and delays a real commit by at most one
+    /// interval.
+    pub fn fetch_since(&self, arrived: Instant, until: Instant) -> Freshness {
+        let mut gate = lock(&self.gate);
+        loop {
+            if let Some((started, result)) = &gate.last_done {
+                if *started >= arrived {
+                    return match result {
+                        Ok(()) => Freshness::Fetched,
+                        Err(error) => Freshness::FetchFailed(error.clone()),
+                    };
+                }
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Freshness::NotFetched(
+                    "the decision deadline passed while waiting for a fetch".to_owned(),
+                );
+            }
+            if gate.running.is_some() {
+                gate = self
+                    .fetched
+                    .wait_timeout(gate, until - now)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+                continue;
+            }
+            let allowed_at = gate
+                .last_on_demand
+                .map_or(now, |at| at + self.miss_fetch_interval);
+            if allowed_at <= now {
+                gate.last_on_demand = Some(now);
+                // A failure is in the gate, the status and the metrics.
+                let _ = self.run_fetch(gate);
+                gate = lock(&self.gate);
+                continue;
+            }
+            if allowed_at + gate.last_duration > until {
+                return Freshness::NotFetched(format!(
+                    "the webhook fetches at most once every {} ms and the next fetch would end after the decision deadline",
+                    self.miss_fetch_interval.as_millis()
+                ));
+            }
+            gate = self
+                .fetched
+                .wait_timeout(gate, allowed_at - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
-        let mut last = lock(&self.fetching);
-        // Someone else's fetch may have brought it while we waited.
-        if self.with_repo(|r| r.has_commit(commit))? {
-            return Ok(true);
-        }
-        if last.is_some_and(|at| at.elapsed() < self.miss_fetch_interval) {
-            return Ok(false);
-        }
-        *last = Some(Instant::now());
-        // A failed fetch leaves the answer "unknown"; the error is in the status and metrics.
-        let _ = self.fetch_locked();
-        self.with_repo(|r| r.has_commit(commit))
     }
 
-    /// Fetches unless a fetch of this kind ran less than `missFetchInterval` ago; true when it
-    /// fetched (successfully or not: the status says).
-    pub fn fetch_rate_limited(&self) -> bool {
-        let mut last = lock(&self.fetching);
-        if last.is_some_and(|at| at.elapsed() < self.miss_fetch_interval) {
-            return false;
-        }
-        *last = Some(Instant::now());
-        self.fetch_locked().is_ok()
+    /// True when the commit is in the mirror.
+    pub fn has_commit(&self, commit: Oid) -> Result<bool> {
+        self.with_repo(|r| r.has_commit(commit))
     }
 
     /// The tracked branch's head, as of the last fetch.

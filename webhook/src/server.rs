@@ -23,8 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::decision::{
-    decide, decide_from_peeks, decide_with_parent, scale_parent_to_read, Decision, GitFacts,
-    Outcome,
+    decide_from_peeks, decide_within, scale_parent_to_read, Decision, GitFacts, Outcome, Window,
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -127,15 +126,15 @@ async fn validate(State(state): State<WebhookState>, request: Request) -> Respon
             Err(error) => return not_a_review(&error),
         }
     };
-    let deadline = state.config.decision_deadline;
+    let window = Window::starting_at(started, state.config.decision_deadline);
     // A scale of a parent outside the head index reads the parent first. Warm requests are
     // decided from memory on the event loop; anything needing Git goes to a blocking thread,
     // under the deadline.
-    let decision = match decide_with_live_parent(&state, &request, deadline).await {
+    let decision = match decide_with_live_parent(&state, &request, window).await {
         Some(decision) => decision,
         None => match state.facts.decide_in_memory(&request, &state.config) {
             Some(decision) => decision,
-            None => decide_blocking(&state, request.clone(), deadline).await,
+            None => decide_blocking(&state, request.clone(), window).await,
         },
     };
     respond(&state, &request, &decision, started)
@@ -203,11 +202,13 @@ fn respond<O>(
 async fn decide_blocking(
     state: &WebhookState,
     request: Arc<crate::review::AdmissionRequest>,
-    deadline: Duration,
+    window: Window,
 ) -> Decision {
     let (config, facts) = (state.config.clone(), state.facts.clone());
-    let task = tokio::task::spawn_blocking(move || decide(&request, &config, facts.as_ref()));
-    within(deadline, task).await
+    let task = tokio::task::spawn_blocking(move || {
+        decide_within(&request, &config, facts.as_ref(), None, window)
+    });
+    within(window, task).await
 }
 
 /// A `kubectl scale` of a parent the head index does not know (a folder app's object): the
@@ -217,24 +218,26 @@ async fn decide_blocking(
 async fn decide_with_live_parent(
     state: &WebhookState,
     request: &Arc<crate::review::AdmissionRequest>,
-    deadline: Duration,
+    window: Window,
 ) -> Option<Decision> {
     let reader = state.parents.as_ref()?;
     let target = scale_parent_to_read(request, state.facts.as_ref())?;
-    let started = Instant::now();
     // Half the deadline for the GET, so a slow API server still leaves time to answer.
-    let parent = reader.read(&target, deadline / 2).await;
+    let parent = reader
+        .read(&target, state.config.decision_deadline / 2)
+        .await;
     tracing::debug!(parent = %target, ?parent, "read the scale's parent");
     let (config, facts, request) = (state.config.clone(), state.facts.clone(), request.clone());
     let task = tokio::task::spawn_blocking(move || {
-        decide_with_parent(&request, &config, facts.as_ref(), Some(&parent))
+        decide_within(&request, &config, facts.as_ref(), Some(&parent), window)
     });
-    Some(within(deadline.saturating_sub(started.elapsed()), task).await)
+    Some(within(window, task).await)
 }
 
-/// The decision of `task`, or a denial when it fails or takes longer than `deadline`.
-async fn within(deadline: Duration, task: tokio::task::JoinHandle<Decision>) -> Decision {
-    match tokio::time::timeout(deadline, task).await {
+/// The decision of `task`, or a denial when it fails or is not done by the window's end.
+async fn within(window: Window, task: tokio::task::JoinHandle<Decision>) -> Decision {
+    let deadline = window.until.saturating_duration_since(window.arrived);
+    match tokio::time::timeout_at(window.until.into(), task).await {
         Ok(Ok(decision)) => decision,
         Ok(Err(error)) => denied(format!("the webhook failed while deciding ({error}); try again")),
         Err(_) => denied(format!(

@@ -15,12 +15,12 @@ use gitops_shared::scope::BuiltinScope;
 
 use crate::config::Config;
 use crate::decision::{
-    decide, AppClaim, CommitPlace, Decision, Desired, FactError, GitFacts, HeadDeclaration,
+    decide, AppClaim, CommitPlace, Decision, Desired, FactError, GitFacts, HeadDeclaration, Window,
 };
 use crate::error::Result;
 use crate::index::HeadIndex;
 use crate::metrics::Metrics;
-use crate::mirror::{error_chain, lock, Mirror};
+use crate::mirror::{error_chain, lock, Freshness, Mirror};
 use crate::review::AdmissionRequest;
 
 /// A render cache key (see [`cache_key`]): a commit never changes, so an entry never goes stale.
@@ -228,12 +228,12 @@ impl MemoryOnly<'_> {
 }
 
 impl GitFacts for MemoryOnly<'_> {
-    fn locate(&self, repo: &str, commit: &str) -> Result<CommitPlace, FactError> {
+    fn locate(&self, repo: &str, commit: &str, _window: Window) -> Result<CommitPlace, FactError> {
         let mirror = self.store.mirror(repo)?;
+        // "Not on the branch" needs a fetch before it is an answer: not from memory.
         match mirror.known_on_branch(parse_oid(commit)?) {
             Some(true) => Ok(CommitPlace::OnBranch),
-            Some(false) => Ok(CommitPlace::NotOnBranch),
-            None => self.miss(),
+            _ => self.miss(),
         }
     }
 
@@ -268,7 +268,7 @@ impl GitFacts for MemoryOnly<'_> {
         self.store.head_declaration(key)
     }
 
-    fn refresh_head(&self, _repo: &str) -> Result<bool, FactError> {
+    fn refresh_head(&self, _repo: &str, _window: Window) -> Result<Freshness, FactError> {
         self.miss()
     }
 
@@ -283,37 +283,55 @@ impl GitFacts for MemoryOnly<'_> {
     }
 }
 
+/// Whether `oid` is reachable from the mirror's head, remembered for that head.
+fn on_branch(mirror: &Mirror, oid: Oid) -> Result<bool, FactError> {
+    let failed = |e: crate::error::Error| FactError::Failed(error_chain(&e));
+    let head = mirror.head().map_err(failed)?.ok_or_else(|| {
+        FactError::Failed(format!(
+            "branch {} does not exist in {}",
+            mirror.branch, mirror.url
+        ))
+    })?;
+    let on_branch = mirror.is_ancestor(oid, head).map_err(failed)?;
+    mirror.remember_on_branch(oid, head, on_branch);
+    Ok(on_branch)
+}
+
 fn parse_oid(commit: &str) -> Result<Oid, FactError> {
     Oid::from_str(commit).map_err(|_| FactError::Failed(format!("{commit:?} is not a commit id")))
 }
 
 impl GitFacts for GitStore {
-    fn locate(&self, repo: &str, commit: &str) -> Result<CommitPlace, FactError> {
+    fn locate(&self, repo: &str, commit: &str, window: Window) -> Result<CommitPlace, FactError> {
         let mirror = self.mirror(repo)?;
         let oid = parse_oid(commit)?;
-        if let Some(on_branch) = mirror.known_on_branch(oid) {
-            return Ok(if on_branch {
-                CommitPlace::OnBranch
-            } else {
-                CommitPlace::NotOnBranch
-            });
+        if mirror.known_on_branch(oid) == Some(true) {
+            return Ok(CommitPlace::OnBranch);
         }
         let failed = |e: crate::error::Error| FactError::Failed(error_chain(&e));
-        if !mirror.has_commit_or_fetch(oid).map_err(failed)? {
-            return Ok(CommitPlace::Unknown);
+        let mut fetched = false;
+        if !mirror.has_commit(oid).map_err(failed)? {
+            // Pushed a moment ago, most likely: judge by a fetch newer than the request.
+            let freshness = mirror.fetch_since(window.arrived, window.until);
+            self.reindex(mirror);
+            if !mirror.has_commit(oid).map_err(failed)? {
+                return Ok(CommitPlace::Unknown(freshness));
+            }
+            fetched = true;
         }
-        let head = mirror.head().map_err(failed)?.ok_or_else(|| {
-            FactError::Failed(format!("branch {} does not exist in {repo}", mirror.branch))
-        })?;
-        let on_branch = mirror.is_ancestor(oid, head).map_err(failed)?;
-        mirror.remember_on_branch(oid, head, on_branch);
-        // A fetch may have moved the head: keep the index in step.
-        self.reindex(mirror);
-        Ok(if on_branch {
-            CommitPlace::OnBranch
-        } else {
-            CommitPlace::NotOnBranch
-        })
+        if on_branch(mirror, oid)? {
+            return Ok(CommitPlace::OnBranch);
+        }
+        if !fetched {
+            // Known, but off the branch as of the last fetch: the branch may have just moved to
+            // it (a merge of a branch the mirror already had).
+            let _ = mirror.fetch_since(window.arrived, window.until);
+            self.reindex(mirror);
+            if on_branch(mirror, oid)? {
+                return Ok(CommitPlace::OnBranch);
+            }
+        }
+        Ok(CommitPlace::NotOnBranch)
     }
 
     fn head(&self, repo: &str) -> Result<String, FactError> {
@@ -361,13 +379,11 @@ impl GitFacts for GitStore {
         Ok(desired)
     }
 
-    fn refresh_head(&self, repo: &str) -> Result<bool, FactError> {
+    fn refresh_head(&self, repo: &str, window: Window) -> Result<Freshness, FactError> {
         let mirror = self.mirror(repo)?;
-        let fetched = mirror.fetch_rate_limited();
-        if fetched {
-            self.reindex(mirror);
-        }
-        Ok(fetched)
+        let freshness = mirror.fetch_since(window.arrived, window.until);
+        self.reindex(mirror);
+        Ok(freshness)
     }
 
     fn decide_in_memory(&self, request: &AdmissionRequest, config: &Config) -> Option<Decision> {

@@ -7,8 +7,8 @@ mod common;
 use common::{copy_provenance, fixture, manifest_of, short, World};
 use gitops_shared::provenance::{MANAGED_BY_LABEL, REPO_ANNOTATION, REVISION_ANNOTATION};
 use gitops_webhook::decision::{
-    decide_with_parent, scale_parent_to_read, AppClaim, Decision, GitFacts, LiveParent, Outcome,
-    ScaleParentRef,
+    decide_within, scale_parent_to_read, AppClaim, Decision, GitFacts, LiveParent, Outcome,
+    ScaleParentRef, Window,
 };
 use gitops_webhook::review::AdmissionRequest;
 use serde_json::json;
@@ -92,7 +92,7 @@ fn controller_may_update_what_git_does_not_declare() {
     );
     assert_eq!(
         assert_allowed(&world, &review),
-        Outcome::Allowed("matches Git")
+        Outcome::Allowed("exempt identity")
     );
     // The same change by a person is out-of-band.
     review["request"]["userInfo"] =
@@ -167,7 +167,7 @@ fn namespace_controller_may_delete_managed_objects() {
     world.sync(&mut review["request"]["oldObject"], &world.repo.c1);
     assert_eq!(
         assert_allowed(&world, &review),
-        Outcome::Allowed("exempt identity deletes")
+        Outcome::Allowed("exempt identity")
     );
 }
 
@@ -339,7 +339,7 @@ fn made_up_sha_is_denied() {
     assert_eq!(
         denial(&world, &review),
         format!(
-            "Deployment/demo/web: commit 0123456 does not exist in {} (fetched again, still unknown); push it to main and sync",
+            "Deployment/demo/web: commit 0123456 does not exist in {} (fetched just now, still unknown); push it to main and sync",
             world.repo.url()
         )
     );
@@ -456,7 +456,7 @@ fn delete_of_an_object_the_head_still_declares_is_denied() {
     assert_eq!(
         denial(&world, &review),
         format!(
-            "ConfigMap/demo/app-config: app web still declares it at commit {} (head of main); delete it by removing it from Git and syncing",
+            "ConfigMap/demo/app-config: app web still declares it at commit {} (head of main, fetched just now); delete it by removing it from Git and syncing",
             short(&world.repo.c3)
         )
     );
@@ -659,7 +659,13 @@ fn alice_scales() -> serde_json::Value {
 
 fn decide_with(world: &World, review: &serde_json::Value, parent: LiveParent) -> Decision {
     let request: AdmissionRequest = serde_json::from_value(review["request"].clone()).unwrap();
-    decide_with_parent(&request, &world.config, world.store.as_ref(), Some(&parent))
+    decide_within(
+        &request,
+        &world.config,
+        world.store.as_ref(),
+        Some(&parent),
+        Window::starting_now(world.config.decision_deadline),
+    )
 }
 
 const HPA: &str = "system:serviceaccount:kube-system:horizontal-pod-autoscaler";
@@ -753,10 +759,7 @@ fn undeclared_replicas_of_a_folder_app_may_change_only_by_controllers() {
     assert_eq!(decision.outcome, Outcome::Denied);
     review["request"]["userInfo"] = json!({"username": HPA, "groups": ["system:serviceaccounts"]});
     let decision = decide_with(&world, &review, LiveParent::Found(parent));
-    assert_eq!(
-        decision.outcome,
-        Outcome::Allowed("exempt identity scales an undeclared spec.replicas")
-    );
+    assert_eq!(decision.outcome, Outcome::Allowed("exempt identity"));
 }
 
 #[test]
@@ -792,10 +795,7 @@ fn parent_that_cannot_be_read_is_denied_for_a_person_and_allowed_for_an_exempt_i
     );
     review["request"]["userInfo"] = json!({"username": HPA, "groups": ["system:serviceaccounts"]});
     let decision = decide_with(&world, &review, LiveParent::Unreadable(reason.into()));
-    assert_eq!(
-        decision.outcome,
-        Outcome::Allowed("exempt identity scales a parent that could not be read")
-    );
+    assert_eq!(decision.outcome, Outcome::Allowed("exempt identity"));
 }
 
 #[test]
@@ -821,4 +821,102 @@ fn parent_claiming_an_untrusted_repository_is_handled_like_a_delete() {
         world.decide(&delete).outcome,
         Outcome::Allowed("prune: the branch head no longer declares it")
     );
+}
+
+/// The captured Deployment UPDATE from c1 to c2's content, claiming `commit`.
+fn forward_to(world: &World, commit: &str) -> serde_json::Value {
+    let mut review = fixture("0021-UPDATE-Deployment-web.json");
+    world.sync(&mut review["request"]["oldObject"], &world.repo.c1);
+    world.sync(&mut review["request"]["object"], &world.repo.c2);
+    review["request"]["object"]["metadata"]["annotations"][REVISION_ANNOTATION] = json!(commit);
+    review
+}
+
+#[test]
+fn a_commit_pushed_right_after_a_miss_waits_for_the_next_fetch_and_passes() {
+    let world = World::with_config("missFetchInterval: 1s\ndecisionDeadline: 4s\n");
+    // A miss: the one fetch the rate limit allows in this second happens now.
+    let made_up = forward_to(&world, "0123456789abcdef0123456789abcdef01234567");
+    assert!(denial(&world, &made_up).contains("(fetched just now, still unknown)"));
+    // The push lands right after; the sync's review arrives inside the rate limit. It waits for
+    // the next fetch the limit allows instead of being refused with a stale answer.
+    let pushed = push_c2_again(&world);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        assert_allowed(&world, &forward_to(&world, &pushed)),
+        Outcome::Allowed("matches Git")
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(4),
+        "waited {waited:?}"
+    );
+}
+
+#[test]
+fn a_fetch_that_cannot_fit_the_deadline_is_not_claimed_to_have_run() {
+    let world = World::with_config("missFetchInterval: 3s\ndecisionDeadline: 4s\n");
+    let made_up = forward_to(&world, "0123456789abcdef0123456789abcdef01234567");
+    assert!(denial(&world, &made_up).contains("(fetched just now, still unknown)"));
+    // A second unknown commit with 200 ms left: the next fetch is 3 s away.
+    let other = forward_to(&world, "1123456789abcdef0123456789abcdef01234567");
+    let request: AdmissionRequest = serde_json::from_value(other["request"].clone()).unwrap();
+    let decision = decide_within(
+        &request,
+        &world.config,
+        world.store.as_ref(),
+        None,
+        Window::starting_now(std::time::Duration::from_millis(200)),
+    );
+    assert!(!decision.allowed());
+    assert_eq!(
+        decision.message(),
+        format!(
+            "Deployment/demo/web: commit 1123456 does not exist in {} (not fetched: the webhook fetches at most once every 3000 ms and the next fetch would end after the decision deadline); push it to main and sync",
+            world.repo.url()
+        )
+    );
+}
+
+#[test]
+fn a_flood_of_made_up_commits_does_not_starve_a_real_one() {
+    let world = std::sync::Arc::new(World::with_config(
+        "missFetchInterval: 1s\ndecisionDeadline: 4s\n",
+    ));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..4)
+        .map(|i| {
+            let (world, stop) = (world.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let made_up = format!("{i:x}{n:039x}");
+                    assert!(!world.decide(&forward_to(&world, &made_up)).allowed());
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pushed = push_c2_again(&world);
+    let started = std::time::Instant::now();
+    let decision = world.decide(&forward_to(&world, &pushed));
+    let waited = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let floods: u64 = flooders.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(decision.allowed(), "{}", decision.message());
+    // At most one interval for the rate limit, plus the fetch itself.
+    assert!(
+        waited < std::time::Duration::from_millis(2500),
+        "waited {waited:?} behind {floods} made-up reviews"
+    );
+    assert!(floods > 4, "the flood sent only {floods} reviews");
+}
+
+/// Pushes (commits to the served repository) a new head whose app renders as c2 did.
+fn push_c2_again(world: &World) -> String {
+    let path = world.repo.path();
+    common::git(&path, &["checkout", "-q", &world.repo.c2, "--", "apps/web"]);
+    world.repo.commit(&[], "back to c2's app")
 }

@@ -230,8 +230,14 @@ impl World {
     /// A world whose repository is reached at `url` (a `git daemon`, say).
     pub fn serving(repo: Repo, url: &str, extra: &str) -> World {
         let cache = tempfile::tempdir().unwrap();
+        // No rate limit on fetches unless a test sets one.
+        let miss = if extra.contains("missFetchInterval") {
+            ""
+        } else {
+            "missFetchInterval: 0s\n"
+        };
         let text = format!(
-            "repositories:\n  - url: {url}\n    branch: main\ncacheDir: {}\nmissFetchInterval: 0s\n{extra}",
+            "repositories:\n  - url: {url}\n    branch: main\ncacheDir: {}\n{miss}{extra}",
             cache.path().display()
         );
         let config = Config::parse(&text, Path::new("test-config.yaml")).unwrap();
