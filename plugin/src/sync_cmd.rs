@@ -133,7 +133,7 @@ pub enum SyncError {
         timeout: Duration,
     },
     /// An admission webhook refused the commit before anything was applied, twice.
-    #[error("an admission webhook refused {key} at {revision} (checked with a server-side dry run before the first write, and once more {retry_after:?} later); nothing was applied: {message}")]
+    #[error("an admission webhook refused {key} at {revision} (a server-side dry run before the first write{}); nothing was applied: {message}", if *retried { format!(", asked again {}s later", retry_after.as_secs()) } else { String::new() })]
     RefusedBeforeApply {
         /// The object tried.
         key: ObjectKey,
@@ -143,6 +143,8 @@ pub enum SyncError {
         message: String,
         /// How long the sync waited before trying again.
         retry_after: Duration,
+        /// Whether it asked twice.
+        retried: bool,
     },
     /// Talking to the cluster.
     #[error(transparent)]
@@ -154,7 +156,16 @@ pub enum SyncError {
 /// ago.
 const PREFLIGHT_RETRY_AFTER: Duration = Duration::from_secs(2);
 
-/// True for the API server's relay of an admission webhook's denial.
+/// True for the API server's relay of an admission webhook's denial that a moment may cure:
+/// gitops-webhook's "commit … does not exist in …" for a commit pushed a moment ago.
+fn webhook_denied_unknown_commit(error: &ClusterError) -> bool {
+    let text = error.to_string();
+    text.contains("admission webhook")
+        && text.contains("denied the request")
+        && text.contains("does not exist in")
+}
+
+/// True for the API server's relay of any admission webhook's denial.
 fn webhook_denied(error: &ClusterError) -> bool {
     let text = error.to_string();
     text.contains("admission webhook") && text.contains("denied the request")
@@ -163,8 +174,9 @@ fn webhook_denied(error: &ClusterError) -> bool {
 /// Before the first write, a server-side dry run of the first object the sync would apply: an
 /// admission webhook that does not know the commit yet (pushed a moment ago) refuses it here,
 /// before anything changed, so a refusal never leaves the app split across two commits. A
-/// refusal is asked once more after [`PREFLIGHT_RETRY_AFTER`]; any other failure of the dry
-/// run (a Namespace not created yet, say) is left for the real apply to report.
+/// refusal of an unknown commit is asked once more after [`PREFLIGHT_RETRY_AFTER`]; any other
+/// refusal stops the sync at once, and any other failure of the dry run (a Namespace not created
+/// yet, say) is left for the real apply to report.
 async fn preflight(
     state: &AppState,
     key: &ObjectKey,
@@ -182,12 +194,13 @@ async fn preflight(
             .await
         {
             Err(error) if webhook_denied(&error) => {
-                if retried {
+                if retried || !webhook_denied_unknown_commit(&error) {
                     return Err(SyncError::RefusedBeforeApply {
                         key: key.clone(),
                         revision: state.rendered.provenance.revision.clone(),
                         message: error.to_string(),
                         retry_after: PREFLIGHT_RETRY_AFTER,
+                        retried,
                     });
                 }
                 eprintln!(
@@ -272,7 +285,14 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             })
         });
         if let Some(first) = first {
-            preflight(&state, &first.key(), &first.object, args.force_conflicts).await?;
+            let checked =
+                preflight(&state, &first.key(), &first.object, args.force_conflicts).await;
+            if let Err(refused @ SyncError::RefusedBeforeApply { .. }) = checked {
+                // A refused change, like a refused apply: exit 1, with nothing applied.
+                eprintln!("error: {refused}");
+                return Ok(exit::DIFFERENCE);
+            }
+            checked?;
         }
     }
     let mut outcomes: Vec<(ObjectKey, Outcome)> = Vec::new();

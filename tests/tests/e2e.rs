@@ -216,8 +216,12 @@ fn sync_status_diff_change_and_prune() {
             .collect();
         assert_eq!(
             patches.len(),
-            2,
-            "settings and the inventory parent: {patches:?}"
+            3,
+            "the dry run before the first write, settings and the inventory parent: {patches:?}"
+        );
+        assert!(
+            patches[0].contains("/configmaps/settings?") && patches[0].contains("dryRun=All"),
+            "the first PATCH is the webhook check, a server-side dry run: {patches:?}"
         );
         assert!(
             patches.iter().any(|p| p.contains("/configmaps/settings?")),

@@ -279,7 +279,7 @@ impl Webhook {
         std::fs::write(
             &config,
             format!(
-                "repositories:\n  - url: {repo_url}\n    branch: main\ncacheDir: {}\nfetchInterval: {fetch_interval}\nmissFetchInterval: 0s\ndecisionDeadline: 4s\n",
+                "repositories:\n  - url: {repo_url}\n    branch: main\ncacheDir: {}\nfetchInterval: {fetch_interval}\ndecisionDeadline: 4s\n",
                 dir.join("cache").display()
             ),
         )
@@ -355,6 +355,26 @@ impl Webhook {
 
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Every denial the webhook counted (`gitops_webhook_reviews_total{decision="denied"}`),
+    /// with the log lines that say why.
+    fn denials(&self) -> (u64, Vec<String>) {
+        let (code, text) = admin_get(self.admin, "/metrics").expect("GET /metrics");
+        assert_eq!(code, 200, "{text}");
+        let count = text
+            .lines()
+            .filter(|l| l.starts_with("gitops_webhook_reviews_total{"))
+            .filter(|l| l.contains("decision=\"denied\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        let why = self
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("denied"))
+            .map(str::to_owned)
+            .collect();
+        (count, why)
     }
 
     /// The value of `gitops_webhook_reviews_total` for one operation, kind and decision.
@@ -912,7 +932,7 @@ fn webhook_registered_by_url_admits_syncs_and_refuses_out_of_band_changes() {
     assert_denied(
         &answer,
         &format!(
-            "ConfigMap/{ns}/settings: app web still declares it at commit {} (head of main); delete it by removing it from Git and syncing",
+            "ConfigMap/{ns}/settings: app web still declares it at commit {} (head of main, fetched just now); delete it by removing it from Git and syncing",
             short(v1)
         ),
     );
@@ -947,9 +967,11 @@ fn webhook_registered_by_url_admits_syncs_and_refuses_out_of_band_changes() {
 
     // 7. Syncing the older commit again is a rollback: revisions only move forward.
     let run = sync(&["--revision", v1]);
-    assert_ne!(run.code, 0, "{run}");
+    assert_eq!(run.code, 1, "{run}");
+    // Refused by the dry run before the first write: nothing was applied.
+    assert!(run.stderr.contains("nothing was applied"), "{run}");
     assert!(
-        run.stdout.contains(&denied(&format!(
+        run.stderr.contains(&denied(&format!(
             "ConfigMap/{ns}/settings: commit {} is not a descendant of the object's current commit {}; revisions only move forward on main — to roll back, git revert and sync the new commit",
             short(v1),
             short(&v2)
@@ -1166,4 +1188,243 @@ fn scale_of_a_folder_apps_deployment_is_refused_and_of_an_unmanaged_one_passes()
     // The webhook decided those Scales (the API server called it for */scale).
     assert!(webhook.reviews("UPDATE", "Scale", "denied") >= 1);
     assert!(webhook.reviews("UPDATE", "Scale", "allowed") >= 2);
+}
+
+const SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+";
+
+/// Replaces an object (PUT, as the controllers write: their roles have no patch) as one of
+/// kube-controller-manager's controllers: on a real cluster the admin impersonates
+/// `system:serviceaccount:kube-system:<controller>`; the test API server has one controller
+/// identity, its `controller-token`.
+fn update_as_controller(
+    world: &World,
+    controller: &str,
+    path: &str,
+    object: Value,
+) -> (u16, Value) {
+    let cluster = world.registration.cluster;
+    if !cluster.is_real() {
+        return world.api.request(
+            Who::Controller,
+            "PUT",
+            path,
+            Some("application/json"),
+            &object,
+        );
+    }
+    world.api.runtime.block_on(async {
+        let file = Kubeconfig::read_from(&cluster.kubeconfig).expect("a readable kubeconfig");
+        let mut config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+            .await
+            .expect("a usable kubeconfig");
+        config.auth_info.impersonate =
+            Some(format!("system:serviceaccount:kube-system:{controller}"));
+        let client = kube::Client::try_from(config).expect("a client");
+        let request = http::Request::builder()
+            .method("PUT")
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&object).expect("json"))
+            .expect("a request");
+        match client.request::<Value>(request).await {
+            Ok(value) => (200, value),
+            Err(kube::Error::Api(status)) => (
+                status.code,
+                serde_json::to_value(&*status).unwrap_or_default(),
+            ),
+            Err(error) => panic!("PUT {path} as {controller}: {error}"),
+        }
+    })
+}
+
+/// Polls `get` for up to 30 s until it gives a value.
+fn eventually<T>(what: &str, mut get: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = get() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what} did not appear in 30s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The first item of a list whose labels include `key=value`.
+fn labelled(list: Option<Value>, key: &str, value: &str) -> Option<Value> {
+    list?["items"]
+        .as_array()?
+        .iter()
+        .find(|item| item["metadata"]["labels"][key] == json!(value))
+        .cloned()
+}
+
+/// Issue 8, item 1: the EndpointSlice and Endpoints controllers copy a managed Service's labels
+/// (managed-by included) onto what they write, and the ReplicaSet controller derives ReplicaSets
+/// from a managed Deployment. Exempt identities are decided first, so all of it passes. On a real
+/// control plane the controllers write them; the test then writes an endpoint as the controller
+/// would if a Pod became ready (there is no kubelet). On the test API server, which runs no
+/// controllers, the test writes them as the controller. The webhook denies nothing.
+#[test]
+fn controllers_write_what_they_derive_from_managed_objects() {
+    let cluster = Cluster::new("webhook-derived");
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    world.repo.write("app/service.yaml", SERVICE);
+    world.repo.commit("web service");
+    let run = world.sync(&[]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    let service = cluster
+        .get(&format!("/api/v1/namespaces/{ns}/services/web"))
+        .expect("the Service");
+    assert_eq!(
+        service["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "kubectl-gitops"
+    );
+    let slices = format!("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices");
+    let slice = if cluster.is_real() {
+        // The EndpointSlice controller's own slice, with the Service's labels copied.
+        eventually("the controller's EndpointSlice", || {
+            labelled(cluster.get(&slices), "kubernetes.io/service-name", "web")
+        })
+    } else {
+        let (code, body) = world.api.request(
+            Who::Controller,
+            "POST",
+            &slices,
+            Some("application/json"),
+            &json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "web-abcde", "labels": {
+                    "kubernetes.io/service-name": "web",
+                    "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                    "app.kubernetes.io/managed-by": "kubectl-gitops"}},
+                "addressType": "IPv4", "endpoints": [], "ports": []}),
+        );
+        assert_eq!(code, 200, "{body}");
+        body
+    };
+    assert_eq!(
+        slice["metadata"]["labels"]["app.kubernetes.io/managed-by"], "kubectl-gitops",
+        "the controller copies the Service's labels: {slice:#}"
+    );
+    // A Pod became ready: the controller adds its address.
+    let name = slice["metadata"]["name"]
+        .as_str()
+        .expect("a name")
+        .to_owned();
+    let mut ready = slice.clone();
+    ready["endpoints"] = json!([{"addresses": ["10.0.0.7"], "conditions": {"ready": true}}]);
+    ready["ports"] = json!([{"name": "http", "port": 8080, "protocol": "TCP"}]);
+    let (code, body) = update_as_controller(
+        &world,
+        "endpointslice-controller",
+        &format!("{slices}/{name}"),
+        ready,
+    );
+    assert_eq!(code, 200, "{body}");
+    // The Endpoints object, written by the Endpoints controller with the same labels.
+    let endpoints = format!("/api/v1/namespaces/{ns}/endpoints");
+    let (code, body) = if cluster.is_real() {
+        let mut written = eventually("the controller's Endpoints", || {
+            cluster.get(&format!("{endpoints}/web"))
+        });
+        assert_eq!(
+            written["metadata"]["labels"]["app.kubernetes.io/managed-by"], "kubectl-gitops",
+            "the controller copies the Service's labels: {written:#}"
+        );
+        written["subsets"] = json!([{"addresses": [{"ip": "10.0.0.7"}],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]);
+        update_as_controller(
+            &world,
+            "endpoint-controller",
+            &format!("{endpoints}/web"),
+            written,
+        )
+    } else {
+        world.api.request(
+            Who::Controller,
+            "POST",
+            &endpoints,
+            Some("application/json"),
+            &json!({"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": "web", "labels": {"app.kubernetes.io/managed-by": "kubectl-gitops"}},
+                "subsets": [{"addresses": [{"ip": "10.0.0.7"}], "ports": [{"name": "http", "port": 8080}]}]}),
+        )
+    };
+    assert_eq!(code, 200, "{body}");
+    if cluster.is_real() {
+        // The Deployment's ReplicaSet, made by the ReplicaSet's controller.
+        let replicasets = format!("/apis/apps/v1/namespaces/{ns}/replicasets");
+        let replicaset = eventually("the Deployment's ReplicaSet", || {
+            labelled(cluster.get(&replicasets), "app", "web")
+        });
+        assert_eq!(replicaset["metadata"]["ownerReferences"][0]["name"], "web");
+    }
+    let (denied, why) = world.webhook.denials();
+    assert_eq!(denied, 0, "{why:#?}");
+}
+
+/// Issue 8, item 2: six rounds of push-then-sync back to back, each changing one object and
+/// deleting another with `--prune` at once. The webhook fetches at most once a second (the
+/// default `missFetchInterval`) and its periodic fetch is an hour away: every sync's commit
+/// arrives inside the rate limit of the round before, waits for the next fetch, and passes.
+#[test]
+fn six_push_then_sync_rounds_back_to_back_pass() {
+    let cluster = Cluster::new("webhook-rounds");
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    world.repo.write(
+        "app/round-0.yaml",
+        &configmap_yaml("round-0", &[("N", "0")]),
+    );
+    world.repo.commit("round 0");
+    let run = world.sync(&["--prune"]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    for round in 1..=6 {
+        world.repo.write(
+            "app/settings.yaml",
+            &configmap_yaml(
+                "settings",
+                &[("LOG_LEVEL", "info"), ("ROUND", &round.to_string())],
+            ),
+        );
+        world.repo.remove(&format!("app/round-{}.yaml", round - 1));
+        world.repo.write(
+            &format!("app/round-{round}.yaml"),
+            &configmap_yaml(&format!("round-{round}"), &[("N", &round.to_string())]),
+        );
+        let commit = world.repo.commit(&format!("round {round}"));
+        let run = world.sync(&["--prune"]);
+        assert_eq!(
+            run.code,
+            0,
+            "round {round}: {run}\n{}",
+            world.webhook.log_text()
+        );
+        assert!(
+            run.stdout
+                .contains(&format!("pruned ConfigMap/{ns}/round-{}", round - 1)),
+            "round {round}: {run}"
+        );
+        let settings = cluster.configmap("settings").expect("settings");
+        assert_eq!(settings["data"]["ROUND"], json!(round.to_string()));
+        assert_eq!(
+            annotation(&settings, "kubectl-gitops.io/revision"),
+            Some(commit.as_str())
+        );
+        assert!(cluster.configmap(&format!("round-{}", round - 1)).is_none());
+        assert!(cluster.configmap(&format!("round-{round}")).is_some());
+    }
+    let (denied, why) = world.webhook.denials();
+    assert_eq!(denied, 0, "{why:#?}");
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use gitops_shared::compare::compare;
+use gitops_shared::git::normalize_path;
 use gitops_shared::object::ObjectKey;
 use gitops_shared::provenance::{is_managed, Provenance, MANAGED_BY, MANAGED_BY_LABEL};
 
@@ -34,6 +35,11 @@ pub struct Desired {
     pub commit: String,
     /// The app rendered.
     pub app: String,
+    /// The app's folder, normalised.
+    pub path: String,
+    /// True when the app is listed in the commit's `gitops.yaml`; false for a folder app, whose
+    /// namespace came from the command line and so cannot be verified from Git.
+    pub from_app_file: bool,
     /// Each object as rendered and stamped.
     pub objects: HashMap<ObjectKey, Value>,
 }
@@ -110,6 +116,8 @@ pub struct HeadDeclaration {
     pub commit: String,
     /// The app declaring it.
     pub app: String,
+    /// The app's folder.
+    pub path: String,
     /// The object as rendered.
     pub object: Arc<Value>,
 }
@@ -211,6 +219,9 @@ pub trait GitFacts {
         -> Result<Arc<Desired>, FactError>;
     /// The branch heads' declaration of `key`, from the index of app-file apps.
     fn head_declaration(&self, key: &ObjectKey) -> Option<HeadDeclaration>;
+    /// Every app of a trusted branch head's `gitops.yaml` that declares `key`: Git's binding
+    /// of the object to its app (one owner), or a conflict (several), or none.
+    fn owners(&self, key: &ObjectKey) -> Vec<HeadDeclaration>;
     /// The branch heads' declaration of a scale subresource's parent, addressed by the request's
     /// resource (group and plural) since a Scale carries no kind of its parent.
     fn scale_parent(
@@ -416,6 +427,26 @@ fn shown(value: Option<&Value>) -> String {
     }
     let cut: String = text.chars().take(MAX).collect();
     format!("{cut}…")
+}
+
+/// True for a field whose value no message may show: a Secret's `data` and `stringData`. A
+/// denial quoting Git's value would let anyone with `edit` guess a secret by dry-runs.
+fn is_secret_value(key: &ObjectKey, path: &str) -> bool {
+    key.group.is_empty()
+        && key.kind == "Secret"
+        && ["data", "stringData"].iter().any(|field| {
+            path.strip_prefix(field)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+}
+
+/// [`shown`], or "(hidden)" for a Secret's values.
+fn shown_for(key: &ObjectKey, path: &str, value: Option<&Value>) -> String {
+    if is_secret_value(key, path) {
+        "(a Secret value, not shown)".to_owned()
+    } else {
+        shown(value)
+    }
 }
 
 /// The object's key, taking the name from the request when the object has none.
@@ -630,6 +661,7 @@ fn declared_at_head(
                 .map_or_else(|| "its tracked branch".to_owned(), |r| r.branch.clone()),
             commit: head.clone(),
             app: provenance.app.clone(),
+            path: desired.path.clone(),
             object: Arc::new(object.clone()),
         })),
         Err(FactError::AppGone(_)) => Ok(None),
@@ -769,6 +801,47 @@ fn decide_write(
             }
         }
     }
+    // Rule 2: Git, not the object, says which app owns it. The claimed path must be written
+    // the one way the plugin writes it, so `./apps/web` cannot mint a fresh render per spelling.
+    match normalize_path(&claim.path) {
+        Ok(path) if path == claim.path => {}
+        _ => {
+            return Decision::deny(format!(
+                "{key}: path {:?} is not a normalised path of the repository; sync it with kubectl gitops sync",
+                claim.path
+            ))
+        }
+    }
+    match facts.owners(&key).as_slice() {
+        [] => {
+            let same_binding = old_claim
+                .as_ref()
+                .is_some_and(|o| o.app == claim.app && o.path == claim.path);
+            if request.operation == Operation::Create || !same_binding {
+                return Decision::deny(format!(
+                    "{key}: no app of gitops.yaml at the head of {branch} declares it, so Git binds it to no app (a folder app synced with --path cannot be verified, and an object the head no longer declares may not come back); list its folder as an app in gitops.yaml and sync"
+                ));
+            }
+        }
+        [owner] => {
+            if owner.repo != claim.repo || owner.app != claim.app || owner.path != claim.path {
+                return Decision::deny(format!(
+                    "{key}: Git binds it to app {} (path {}) at the head of {branch}, not to app {} (path {}); sync app {}",
+                    owner.app, owner.path, claim.app, claim.path, owner.app
+                ));
+            }
+        }
+        several => {
+            let apps: Vec<String> = several
+                .iter()
+                .map(|o| format!("{} (path {})", o.app, o.path))
+                .collect();
+            return Decision::deny(format!(
+                "{key}: apps {} all declare it at the head of {branch}; Git must bind an object to one app — keep it in one of them",
+                apps.join(", ")
+            ));
+        }
+    }
     let app_claim = AppClaim {
         app: claim.app.clone(),
         path: claim.path.clone(),
@@ -803,9 +876,9 @@ fn decide_write(
         return Decision::deny(format!(
             "{key}: {} is {}, commit {} on {branch} says {}{more} — change it in Git",
             first.path,
-            shown(first.live.as_ref()),
+            shown_for(&key, &first.path, first.live.as_ref()),
             short(&claim.revision),
-            shown(Some(&first.desired))
+            shown_for(&key, &first.path, Some(&first.desired))
         ));
     }
     // Rule 4.
@@ -836,8 +909,8 @@ fn decide_write(
             return Decision::deny(format!(
                 "{key}: {} changed from {} to {} by {}{more}, but Git (commit {} on {branch}) does not declare it; out-of-band changes such as kubectl edit, label, annotate, scale or rollout restart are refused — make the change in Git",
                 first.path,
-                shown(first.old.as_ref()),
-                shown(first.new.as_ref()),
+                shown_for(&key, &first.path, first.old.as_ref()),
+                shown_for(&key, &first.path, first.new.as_ref()),
                 request.user_info.username,
                 short(&claim.revision)
             ));

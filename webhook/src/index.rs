@@ -13,6 +13,8 @@ use crate::decision::{Desired, HeadDeclaration};
 #[derive(Debug, Default, Clone)]
 pub struct HeadIndex {
     by_key: HashMap<ObjectKey, HeadDeclaration>,
+    /// Every app declaring each object: one is Git's binding, more is a conflict.
+    owners: HashMap<ObjectKey, Vec<HeadDeclaration>>,
     by_resource: HashMap<(String, String, String, String), ObjectKey>,
 }
 
@@ -34,22 +36,30 @@ impl HeadIndex {
                 ),
                 key.clone(),
             );
-            self.by_key.insert(
-                key.clone(),
-                HeadDeclaration {
-                    repo: repo.to_owned(),
-                    branch: branch.to_owned(),
-                    commit: desired.commit.clone(),
-                    app: desired.app.clone(),
-                    object: Arc::new(object.clone()),
-                },
-            );
+            let declaration = HeadDeclaration {
+                repo: repo.to_owned(),
+                branch: branch.to_owned(),
+                commit: desired.commit.clone(),
+                app: desired.app.clone(),
+                path: desired.path.clone(),
+                object: Arc::new(object.clone()),
+            };
+            self.owners
+                .entry(key.clone())
+                .or_default()
+                .push(declaration.clone());
+            self.by_key.entry(key.clone()).or_insert(declaration);
         }
     }
 
     /// The declaration of `key`.
     pub fn get(&self, key: &ObjectKey) -> Option<&HeadDeclaration> {
         self.by_key.get(key)
+    }
+
+    /// Every app declaring `key` at the head.
+    pub fn owners(&self, key: &ObjectKey) -> &[HeadDeclaration] {
+        self.owners.get(key).map_or(&[], Vec::as_slice)
     }
 
     /// The declaration of the object a scale request addresses.

@@ -204,6 +204,8 @@ impl GitStore {
         let desired = Desired {
             commit: commit.to_string(),
             app: rendered.app.name.clone(),
+            path: rendered.app.path.clone(),
+            from_app_file,
             objects: rendered
                 .objects
                 .into_iter()
@@ -266,6 +268,10 @@ impl GitFacts for MemoryOnly<'_> {
 
     fn head_declaration(&self, key: &ObjectKey) -> Option<HeadDeclaration> {
         self.store.head_declaration(key)
+    }
+
+    fn owners(&self, key: &ObjectKey) -> Vec<HeadDeclaration> {
+        self.store.owners(key)
     }
 
     fn refresh_head(&self, _repo: &str, _window: Window) -> Result<Freshness, FactError> {
@@ -399,6 +405,13 @@ impl GitFacts for GitStore {
         read_lock(&self.index)
             .values()
             .find_map(|(_, index)| index.get(key).cloned())
+    }
+
+    fn owners(&self, key: &ObjectKey) -> Vec<HeadDeclaration> {
+        read_lock(&self.index)
+            .values()
+            .flat_map(|(_, index)| index.owners(key).iter().cloned())
+            .collect()
     }
 
     fn scale_parent(

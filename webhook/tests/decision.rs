@@ -423,13 +423,93 @@ fn provenance_copied_onto_another_object_is_denied() {
         .unwrap()
         .clone();
     copy_provenance(&mut review["request"]["object"], &deployment);
+    // Git binds no app to the Secret: provenance copied from another object claims nothing.
     assert_eq!(
         denial(&world, &review),
-        format!(
-            "Secret/demo/db-creds: app web at commit {} does not declare this object, so its provenance does not apply to it (annotations copied from another object?); add it to Git and sync",
-            short(&world.repo.c1)
-        )
+        "Secret/demo/db-creds: no app of gitops.yaml at the head of main declares it, so Git binds it to no app (a folder app synced with --path cannot be verified, and an object the head no longer declares may not come back); list its folder as an app in gitops.yaml and sync"
     );
+}
+
+/// Issue 9, item 1: two folders of the branch declare a Deployment of the same name; the object
+/// claims the other one's content. Git binds an object to one app, and a claim naming any other
+/// app or path is denied; two apps declaring one object is a conflict, refused for both.
+#[test]
+fn a_claim_naming_another_app_than_git_binds_is_denied() {
+    let world = World::new();
+    let app_file = format!(
+        "{}  web-dev:\n    path: apps/web-dev\n    namespace: dev\n",
+        common::APP_FILE
+    );
+    let commit = world.repo.commit(
+        &[
+            ("gitops.yaml", Some(&app_file)),
+            (
+                "apps/web-dev/deployment.yaml",
+                Some(&common::deployment("nginx:1.99", "dev")),
+            ),
+        ],
+        "a dev copy of web in namespace dev",
+    );
+    world.refresh();
+    // The dev app's Deployment applied over demo/web: the claim names web-dev, Git binds web.
+    let mut review = fixture("0021-UPDATE-Deployment-web.json");
+    world.sync(&mut review["request"]["oldObject"], &world.repo.c3);
+    world.sync(&mut review["request"]["object"], &world.repo.c3);
+    let labels = &mut review["request"]["object"]["metadata"]["labels"];
+    labels[gitops_shared::provenance::APP_LABEL] = json!("web-dev");
+    let annotations = &mut review["request"]["object"]["metadata"]["annotations"];
+    annotations[REVISION_ANNOTATION] = json!(commit);
+    annotations[gitops_shared::provenance::PATH_ANNOTATION] = json!("apps/web-dev");
+    assert_eq!(
+        denial(&world, &review),
+        "Deployment/demo/web: Git binds it to app web (path apps/web) at the head of main, not to app web-dev (path apps/web-dev); sync app web"
+    );
+    // A path spelled another way is refused before anything is rendered for it.
+    let annotations = &mut review["request"]["object"]["metadata"]["annotations"];
+    annotations[gitops_shared::provenance::PATH_ANNOTATION] = json!("./apps/web");
+    review["request"]["object"]["metadata"]["labels"][gitops_shared::provenance::APP_LABEL] =
+        json!("web");
+    assert_eq!(
+        denial(&world, &review),
+        "Deployment/demo/web: path \"./apps/web\" is not a normalised path of the repository; sync it with kubectl gitops sync"
+    );
+    // Both apps declare demo/web once dev's namespace is demo too: a conflict.
+    let app_file = format!(
+        "{}  web-dev:\n    path: apps/web-dev\n    namespace: demo\n",
+        common::APP_FILE
+    );
+    let both = world
+        .repo
+        .commit(&[("gitops.yaml", Some(&app_file))], "dev into demo");
+    world.refresh();
+    let mut review = fixture("0021-UPDATE-Deployment-web.json");
+    world.sync(&mut review["request"]["oldObject"], &world.repo.c3);
+    world.sync(&mut review["request"]["object"], &world.repo.c3);
+    review["request"]["object"]["metadata"]["annotations"][REVISION_ANNOTATION] = json!(both);
+    assert_eq!(
+        denial(&world, &review),
+        "Deployment/demo/web: apps web (path apps/web), web-dev (path apps/web-dev) all declare it at the head of main; Git must bind an object to one app — keep it in one of them"
+    );
+}
+
+/// Issue 9, item 7: an object the branch head no longer declares may not be created again from
+/// an older commit: it would be in no inventory, and no prune would ever remove it.
+#[test]
+fn creating_an_object_the_head_no_longer_declares_is_denied() {
+    let world = World::new();
+    let mut review = fixture("0152-CREATE-Secret-db-creds.json");
+    let manifest = manifest_of(&review["request"]["object"], &[]);
+    let with_secret = world
+        .repo
+        .commit(&[("apps/web/secret.yaml", Some(&manifest))], "db creds");
+    world
+        .repo
+        .commit(&[("apps/web/secret.yaml", None)], "no more db creds");
+    world.refresh();
+    world.sync(&mut review["request"]["object"], &with_secret);
+    assert!(denial(&world, &review).starts_with(
+        "Secret/demo/db-creds: no app of gitops.yaml at the head of main declares it"
+    ),);
 }
 
 #[test]
@@ -919,4 +999,36 @@ fn push_c2_again(world: &World) -> String {
     let path = world.repo.path();
     common::git(&path, &["checkout", "-q", &world.repo.c2, "--", "apps/web"]);
     world.repo.commit(&[], "back to c2's app")
+}
+
+/// Issue 9, item 9: a denial about a Secret's data never quotes a value, so dry-runs cannot
+/// be used to check a guess against Git's secret.
+#[test]
+fn secret_values_never_appear_in_a_denial() {
+    let world = World::new();
+    let mut review = fixture("0153-UPDATE-Secret-db-creds.json");
+    let manifest = manifest_of(&review["request"]["oldObject"], &[]);
+    let commit = world
+        .repo
+        .commit(&[("apps/web/secret.yaml", Some(&manifest))], "db creds");
+    world.refresh();
+    world.sync(&mut review["request"]["oldObject"], &commit);
+    world.sync(&mut review["request"]["object"], &commit);
+    review["request"]["dryRun"] = json!(true);
+    let message = denial(&world, &review);
+    assert_eq!(
+        message,
+        format!(
+            "Secret/demo/db-creds: data.password is (a Secret value, not shown), commit {} on main says (a Secret value, not shown) — change it in Git",
+            short(&commit)
+        )
+    );
+    for value in [
+        "c3RpbGwtbm90LXJlYWw=",
+        "bm90LWEtcmVhbC1wYXNzd29yZA==",
+        "still-not-real",
+        "not-a-real-password",
+    ] {
+        assert!(!message.contains(value), "{message}");
+    }
 }
