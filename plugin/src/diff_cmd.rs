@@ -75,6 +75,14 @@ pub fn write_diff(out: &mut dyn Write, state: &AppState, color: bool) -> std::io
             cluster_text.push_str(&hand_lines(&by_hand));
         }
         for field in &fields {
+            if let Some(n) = field.duplicates {
+                writeln!(
+                    out,
+                    "# {key}: {} is held by {n} entries in the cluster; a list may hold one entry per key",
+                    field.path
+                )?;
+                continue;
+            }
             let live = field
                 .live
                 .as_ref()

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 
 use gitops_shared::object::ObjectKey;
 use gitops_shared::provenance::{
-    inventory_parent, APPLYSET_GROUP_KINDS_ANNOTATION, APPLYSET_ID_LABEL,
-    APPLYSET_NAMESPACES_ANNOTATION, APPLYSET_TOOLING_ANNOTATION, PATH_ANNOTATION, REPO_ANNOTATION,
-    REVISION_ANNOTATION,
+    inventory_parent, Provenance, APPLYSET_GROUP_KINDS_ANNOTATION, APPLYSET_ID_LABEL,
+    APPLYSET_NAMESPACES_ANNOTATION, APPLYSET_PART_OF_LABEL, APPLYSET_TOOLING_ANNOTATION, APP_LABEL,
+    PATH_ANNOTATION, REPO_ANNOTATION, REVISION_ANNOTATION,
 };
 use serde_json::{json, Value};
 
@@ -136,6 +136,42 @@ impl Inventory {
     }
 }
 
+/// Why a member of the last inventory must not be pruned by this app, or `None` when it may.
+///
+/// A prune deletes only objects that still carry this app's labels (app and ApplySet id) and whose
+/// provenance names the same repository and path as the render. The path check is what keeps
+/// apps apart where names once met: before folder apps were named after their whole path,
+/// `a/x/web` and `a/y/web` were both app `web` with inventory `gitops-web`. Such an old inventory
+/// is never deleted or rewritten by another app; an app that finds its name's inventory written
+/// for another path (or objects in it stamped with another path or repository URL spelling)
+/// leaves those objects alone and says so.
+pub fn prune_refusal(
+    live: &Value,
+    app: &str,
+    applyset: &str,
+    repo: &str,
+    path: &str,
+) -> Option<String> {
+    let metadata = live.get("metadata");
+    let label = |name: &str| {
+        metadata
+            .and_then(|m| m.get("labels"))
+            .and_then(|l| l.get(name))
+            .and_then(Value::as_str)
+    };
+    if label(APP_LABEL) != Some(app) || label(APPLYSET_PART_OF_LABEL) != Some(applyset) {
+        return Some(format!("it no longer carries the labels of app {app}"));
+    }
+    match Provenance::of(live) {
+        Some(claim) if claim.repo == repo && claim.path == path => None,
+        Some(claim) => Some(format!(
+            "its provenance names {} path {:?}, not {repo} path {path:?}",
+            claim.repo, claim.path
+        )),
+        None => Some("it carries no provenance of this app's repository and path".to_owned()),
+    }
+}
+
 /// Now as RFC 3339 UTC (`2026-11-26T17:00:00Z`).
 pub use gitops_shared::timestamp::now_rfc3339;
 
@@ -188,5 +224,51 @@ mod tests {
         );
         assert_eq!(Inventory::from_parent(&parent), inventory);
         assert_eq!(now_rfc3339().len(), 20);
+    }
+
+    /// Issue 8: the objects of `a/y/web` carried app `web` and the ApplySet of `gitops-web`, as
+    /// `a/x/web`'s did; only the path in their provenance tells them apart.
+    #[test]
+    fn prune_takes_only_objects_of_the_same_repository_and_path() {
+        let object = |repo: &str, path: &str| {
+            let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": "ns"}, "data": {"a": "1"}});
+            let provenance = Provenance {
+                repo: repo.into(),
+                revision: "a".repeat(40),
+                path: path.into(),
+                app: "web".into(),
+            };
+            gitops_shared::provenance::stamp(&mut cm, &provenance, "applyset-w-v1");
+            cm
+        };
+        let ours = object("file:///repo", "a/x/web");
+        assert_eq!(
+            prune_refusal(&ours, "web", "applyset-w-v1", "file:///repo", "a/x/web"),
+            None
+        );
+        let theirs = object("file:///repo", "a/y/web");
+        let why = prune_refusal(&theirs, "web", "applyset-w-v1", "file:///repo", "a/x/web")
+            .expect("refused");
+        assert!(why.contains("\"a/y/web\""), "{why}");
+        let other_repo = object("file:///other", "a/x/web");
+        assert!(prune_refusal(
+            &other_repo,
+            "web",
+            "applyset-w-v1",
+            "file:///repo",
+            "a/x/web"
+        )
+        .is_some());
+        assert!(
+            prune_refusal(&ours, "a-x-web", "applyset-w-v1", "file:///repo", "a/x/web")
+                .is_some_and(|why| why.contains("labels"))
+        );
+        let mut bare = ours.clone();
+        bare["metadata"]["annotations"] = json!({});
+        assert!(
+            prune_refusal(&bare, "web", "applyset-w-v1", "file:///repo", "a/x/web")
+                .is_some_and(|why| why.contains("no provenance"))
+        );
     }
 }

@@ -381,8 +381,13 @@ async fn prune_deletes_only_labelled_members_of_the_last_inventory() {
     let settings = applied[2].body.clone();
     let mut parent = applied[3].body.clone();
     parent["data"]["members"] = json!(
-        r#"[["","ConfigMap","shop","gone"],["","ConfigMap","shop","relabelled"],["","ConfigMap","shop","settings"],["","Namespace","","shop"]]"#
+        r#"[["","ConfigMap","shop","elsewhere"],["","ConfigMap","shop","gone"],["","ConfigMap","shop","relabelled"],["","ConfigMap","shop","settings"],["","Namespace","","shop"]]"#
     );
+    // In the inventory with the app's labels, but stamped from another path of the repository
+    // (issue 8: folder apps once shared a name and so an inventory).
+    let mut elsewhere = settings.clone();
+    elsewhere["metadata"]["name"] = json!("elsewhere");
+    elsewhere["metadata"]["annotations"]["kubectl-gitops.io/path"] = json!("other/app");
     let mut gone = settings.clone();
     gone["metadata"]["name"] = json!("gone");
     // In the inventory, but someone took it over: no longer labelled for the app.
@@ -401,7 +406,7 @@ async fn prune_deletes_only_labelled_members_of_the_last_inventory() {
             ("GET", "/api/v1/namespaces") => (200, json!({"items": [namespace.clone()]})),
             ("GET", "/api/v1/namespaces/shop/configmaps") => (
                 200,
-                json!({"items": [settings.clone(), gone.clone(), relabelled.clone(), handmade.clone()]}),
+                json!({"items": [settings.clone(), gone.clone(), relabelled.clone(), handmade.clone(), elsewhere.clone()]}),
             ),
             ("POST", _) => (201, json!({})),
             ("DELETE", _) => (200, json!({"kind": "Status", "status": "Success"})),

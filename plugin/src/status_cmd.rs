@@ -163,7 +163,10 @@ pub fn report(state: &AppState) -> StatusReport {
             Some(live) => {
                 let mut fields: Vec<String> = declared_drift(desired, live)
                     .into_iter()
-                    .map(|d| d.path)
+                    .map(|d| match d.duplicates {
+                        Some(n) => format!("{} ({n} entries with this key)", d.path),
+                        None => d.path,
+                    })
                     .collect();
                 fields.extend(
                     hand_drift(desired, live)

@@ -15,7 +15,7 @@ use futures::stream::{self, StreamExt as _};
 use gitops_shared::drift::declared_drift;
 use gitops_shared::health::{health_of, Health, HealthStatus};
 use gitops_shared::object::ObjectKey;
-use gitops_shared::provenance::{APPLYSET_PART_OF_LABEL, APP_LABEL, DIGEST_ANNOTATION};
+use gitops_shared::provenance::DIGEST_ANNOTATION;
 use gitops_shared::scope::scopes_from_crds;
 use gitops_shared::scope::Scope as _;
 use serde_json::Value;
@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::app_state::{runtime, AppState, CONCURRENCY};
 use crate::cluster::{ClusterArgs, ClusterError, Discovery, DryRun};
 use crate::exit;
-use crate::inventory::{now_rfc3339, Inventory};
+use crate::inventory::{now_rfc3339, prune_refusal, Inventory};
 use crate::source::SourceArgs;
 
 /// `--dry-run` modes, like kubectl's.
@@ -354,7 +354,8 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
         .iter()
         .any(|(_, o)| matches!(o, Outcome::Failed(_)));
 
-    // Prune: only members of the last inventory, only if they still carry this app's labels.
+    // Prune: only members of the last inventory, only if they still carry this app's labels and
+    // their provenance names this repository and path (see `prune_refusal`).
     let mut gone: BTreeSet<ObjectKey> = BTreeSet::new();
     if args.prune {
         if failed {
@@ -365,12 +366,11 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
                     gone.insert(key.clone());
                     continue;
                 };
-                let labels = live.get("metadata").and_then(|m| m.get("labels"));
-                let label = |name: &str| labels.and_then(|l| l.get(name)).and_then(Value::as_str);
-                if label(APP_LABEL) != Some(app.as_str())
-                    || label(APPLYSET_PART_OF_LABEL) != Some(applyset.as_str())
+                let provenance = &state.rendered.provenance;
+                if let Some(why) =
+                    prune_refusal(live, &app, &applyset, &provenance.repo, &provenance.path)
                 {
-                    eprintln!("not pruning {key}: it no longer carries the labels of app {app}");
+                    eprintln!("not pruning {key}: {why}");
                     gone.insert(key.clone());
                     continue;
                 }

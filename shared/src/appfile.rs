@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::git::{join_path, normalize_path, FileTree};
@@ -100,12 +101,11 @@ pub struct App {
 }
 
 impl App {
-    /// An app that is just a folder (`--path`), named after the folder, auto-detected renderer,
-    /// no values files.
+    /// An app that is just a folder (`--path`), named by [`folder_app_name`] from its whole path,
+    /// auto-detected renderer, no values files.
     pub fn from_path(path: &str) -> Result<App> {
         let path = normalize_path(path)?;
-        let last = path.rsplit('/').next().unwrap_or_default();
-        let name = dns_label_from(if last.is_empty() { "root" } else { last });
+        let name = folder_app_name(&path);
         Ok(App {
             name,
             path,
@@ -256,7 +256,15 @@ impl AppFile {
                     }
                 }
             }
-            return App::from_path(&normalized);
+            let folder = App::from_path(&normalized)?;
+            // One name, one inventory: a folder app may not take the name of a listed app.
+            if let Some(listed) = file.and_then(|f| f.apps.get(&folder.name)) {
+                return Err(Error::NoAppSelected(format!(
+                    "the folder {normalized:?} would be app {:?}, which {APP_FILE} gives to the app at {:?}; list the folder in {APP_FILE} under another name",
+                    folder.name, listed.path
+                )));
+            }
+            return Ok(folder);
         }
         match file {
             Some(file) if file.apps.len() == 1 => Ok(file
@@ -302,6 +310,60 @@ impl AppFile {
         }
         Ok(folder)
     }
+}
+
+/// How many hex digits of sha256(path) a folder app name carries when its path alone would not
+/// name it unambiguously: 40 bits, so two paths of one repository never meet in practice.
+const FOLDER_NAME_HASH_LEN: usize = 10;
+
+/// The longest folder app name: a DNS label would allow 63, but the helm renderer passes the app
+/// name as the release name, which Helm caps at 53.
+pub const FOLDER_NAME_MAX_LEN: usize = 53;
+
+/// The name of a folder app (one not listed in the app file), from its whole normalised path.
+///
+/// The name becomes the app label, the inventory `gitops-<name>` and so the ApplySet id, so it
+/// must differ for every path of a repository: named after the last folder alone, `a/x/web` and
+/// `a/y/web` shared one inventory and a prune of one deleted the other's objects. The plugin
+/// (selecting the app) and the webhook (resolving a claimed app with
+/// [`AppFile::for_provenance`]) both call this one function, so they always agree.
+///
+/// - a path of lowercase letters and digits only, at most [`FOLDER_NAME_MAX_LEN`] characters with
+///   its folders joined by
+///   `-`, is that: `a/x/web` → `a-x-web`, `web` → `web`. That mapping cannot meet another path,
+///   because `-` then only ever stands for `/`;
+/// - any other path (a `-`, `_`, `.` or upper-case letter in a folder name, or too long) gets a
+///   readable prefix plus `-` and [`FOLDER_NAME_HASH_LEN`] hex digits of sha256 of the path:
+///   `apps/my-web` → `apps-my-web-<hash>`. Two such paths share a name only through a sha256
+///   collision in those digits; a plain path could only meet one by ending in a folder named
+///   exactly like its hash;
+/// - the repository root is `root` (as before), so the folder `root` itself is hashed.
+///
+/// Always an RFC 1123 label of at most [`FOLDER_NAME_MAX_LEN`] characters, and a function of the
+/// path alone.
+pub fn folder_app_name(normalized_path: &str) -> String {
+    const ROOT: &str = "root";
+    if normalized_path.is_empty() {
+        return ROOT.to_owned();
+    }
+    let plain = normalized_path != ROOT
+        && normalized_path.split('/').all(|folder| {
+            !folder.is_empty()
+                && folder
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    let joined = normalized_path.replace('/', "-");
+    if plain && joined.len() <= FOLDER_NAME_MAX_LEN {
+        return joined;
+    }
+    let hash = hex::encode(Sha256::digest(normalized_path.as_bytes()));
+    let hash = &hash[..FOLDER_NAME_HASH_LEN];
+    let readable = dns_label_from(&joined);
+    let room = FOLDER_NAME_MAX_LEN - FOLDER_NAME_HASH_LEN - 1;
+    let prefix: String = readable.chars().take(room).collect();
+    let prefix = prefix.trim_end_matches('-');
+    format!("{prefix}-{hash}")
 }
 
 /// Splits `Kind.group` into `(group, kind)`; the kind must start with an upper-case letter and
@@ -412,7 +474,8 @@ mod tests {
             AppFile::select(Some(&file), None, Some("examples/tera-app")).expect("by path");
         assert_eq!(by_path.namespace.as_deref(), Some("shop"));
         let plain = AppFile::select(Some(&file), None, Some("other/My_App")).expect("folder");
-        assert_eq!(plain.name, "my-app");
+        assert_eq!(plain.name, folder_app_name("other/My_App"));
+        assert!(plain.name.starts_with("other-my-app-"), "{}", plain.name);
         assert!(!plain.from_app_file);
         let err = AppFile::select(Some(&file), None, None).expect_err("ambiguous");
         assert!(err.to_string().contains("plain, shop"), "{err}");
@@ -432,9 +495,64 @@ mod tests {
             1
         );
         assert!(AppFile::for_provenance(Some(&file), "shop", "examples/plain-app").is_err());
-        let folder = AppFile::for_provenance(Some(&file), "web", "deploy/web").expect("folder app");
+        let folder =
+            AppFile::for_provenance(Some(&file), "deploy-web", "deploy/web").expect("folder app");
         assert!(!folder.from_app_file);
-        assert!(AppFile::for_provenance(None, "web", "deploy/api").is_err());
+        assert_eq!(folder.path, "deploy/web");
+        // The old name (the last folder) no longer resolves: the webhook refuses such a claim.
+        assert!(AppFile::for_provenance(Some(&file), "web", "deploy/web").is_err());
+        assert!(AppFile::for_provenance(None, "deploy-web", "deploy/api").is_err());
+    }
+
+    /// Issue 8: `a/x/web` and `a/y/web` were both app `web`, with one inventory.
+    #[test]
+    fn folder_apps_are_named_by_their_whole_path() {
+        let x = App::from_path("a/x/web").expect("x");
+        let y = App::from_path("./a/y/web/").expect("y");
+        assert_eq!(x.name, "a-x-web");
+        assert_eq!(y.name, "a-y-web");
+        assert_eq!(App::from_path("web").expect("web").name, "web");
+        assert_eq!(App::from_path("").expect("root").name, "root");
+        // Paths whose plain join would meet get a hash, so each keeps a name of its own.
+        let hyphen = App::from_path("a/x-web").expect("hyphen").name;
+        let upper = App::from_path("A/X/Web").expect("upper").name;
+        let long = App::from_path(&"abcdefghij/".repeat(8)).expect("long").name;
+        let names = [
+            x.name.clone(),
+            y.name.clone(),
+            hyphen.clone(),
+            upper.clone(),
+            long.clone(),
+            App::from_path("a/x_web").expect("underscore").name,
+            App::from_path("").expect("root").name,
+            App::from_path("root").expect("folder root").name,
+            App::from_path("repo/root").expect("repo/root").name,
+            App::from_path("repo-root").expect("repo-root").name,
+        ];
+        let distinct: std::collections::BTreeSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        for name in &names {
+            assert!(is_dns_label(name), "{name:?} is not a DNS label");
+        }
+        assert!(hyphen.starts_with("a-x-web-"), "{hyphen}");
+        assert_eq!(hyphen.len(), "a-x-web-".len() + FOLDER_NAME_HASH_LEN);
+        assert!(
+            long.len() <= FOLDER_NAME_MAX_LEN && long.starts_with("abcdefghij-"),
+            "{long}"
+        );
+        // Deterministic: the same path, however spelled, is the same name.
+        assert_eq!(App::from_path("a/./x-web/").expect("again").name, hyphen);
+        // The plugin selects and the webhook resolves through the same function.
+        let resolved = AppFile::for_provenance(None, &hyphen, "a/x-web").expect("resolves");
+        assert_eq!(resolved, App::from_path("a/x-web").expect("same"));
+    }
+
+    #[test]
+    fn a_folder_app_may_not_take_a_listed_name() {
+        let file = AppFile::parse(b"apps:\n  a-x-web:\n    path: elsewhere\n").expect("parse");
+        let err = AppFile::select(Some(&file), None, Some("a/x/web")).expect_err("taken");
+        assert!(err.to_string().contains("elsewhere"), "{err}");
+        assert!(AppFile::for_provenance(Some(&file), "a-x-web", "a/x/web").is_err());
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct FieldDiff {
     pub desired: Value,
     /// What the cluster has; `None` when the field is absent there.
     pub live: Option<Value>,
+    /// Set when the cluster's list holds this many entries (two or more) with the one merge key
+    /// that `path` names: then `pointer`, `desired` and `live` are the whole list. See
+    /// [`duplicate_keys`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates: Option<usize>,
 }
 
 /// Metadata fields the API server owns; Git declaring them is meaningless.
@@ -69,6 +74,7 @@ pub fn compare(desired: &Value, live: &Value) -> Vec<FieldDiff> {
             pointer: String::new(),
             desired: desired.clone().into_owned(),
             live: Some(live.clone()),
+            duplicates: None,
         });
         return diffs;
     };
@@ -305,7 +311,104 @@ fn record(desired: &Value, live: Option<&Value>, at: &Path, diffs: &mut Vec<Fiel
         pointer: at.pointer(),
         desired: desired.clone(),
         live: live.cloned(),
+        duplicates: None,
     });
+}
+
+/// Every merge key held by two or more entries of a live list, in the keyed lists Git declares.
+///
+/// The API server stores such lists when they come through an update or a JSON patch (it only
+/// warns "hides previous definition"), the workload then sees the last entry, and matching by key
+/// sees only the first: [`compare`] alone calls the list in sync. Each finding names the entry
+/// (`spec.template.spec.containers[name=web].env[name=DB_HOST]`), with the whole list as Git
+/// declares it and as the cluster holds it, and the number of entries in
+/// [`FieldDiff::duplicates`].
+pub fn duplicate_keys(desired: &Value, live: &Value) -> Vec<FieldDiff> {
+    let desired = normalize_desired(desired);
+    let mut found = Vec::new();
+    let (Some(desired_map), Some(live_map)) = (desired.as_object(), live.as_object()) else {
+        return found;
+    };
+    let mut at = Path::default();
+    for (key, value) in desired_map {
+        if matches!(key.as_str(), "apiVersion" | "kind" | "status" | "metadata") {
+            continue;
+        }
+        at.push_key(key);
+        walk_duplicates(value, live_map.get(key), &mut at, &mut found);
+        at.pop();
+    }
+    found
+}
+
+fn walk_duplicates<'a>(
+    desired: &'a Value,
+    live: Option<&Value>,
+    at: &mut Path<'a>,
+    found: &mut Vec<FieldDiff>,
+) {
+    match (desired, live) {
+        (Value::Object(map), Some(Value::Object(live_map))) => {
+            for (key, value) in map {
+                at.push_key(key);
+                walk_duplicates(value, live_map.get(key), at, found);
+                at.pop();
+            }
+        }
+        (Value::Array(items), Some(Value::Array(live_items))) => {
+            let Some(key) = merge_key(at.last_key(), items.iter()) else {
+                if items.len() == live_items.len() {
+                    for (index, (item, live_item)) in items.iter().zip(live_items).enumerate() {
+                        at.segments.push(Segment::Index(index));
+                        walk_duplicates(item, Some(live_item), at, found);
+                        at.pop();
+                    }
+                }
+                return;
+            };
+            let mut reported: Vec<IdentityRef<'_>> = Vec::new();
+            for (position, entry) in live_items.iter().enumerate() {
+                if entry.get(key.field).is_none() {
+                    continue;
+                }
+                let identity = key.identity_ref(entry);
+                if reported.contains(&identity)
+                    || live_items[..position]
+                        .iter()
+                        .all(|earlier| key.identity_ref(earlier) != identity)
+                {
+                    continue;
+                }
+                let count = live_items
+                    .iter()
+                    .filter(|other| key.identity_ref(other) == identity)
+                    .count();
+                found.push(FieldDiff {
+                    path: format!("{}[{}={}]", at.human(), key.field, identity.value_text()),
+                    pointer: at.pointer(),
+                    desired: desired.clone(),
+                    live: Some(Value::Array(live_items.clone())),
+                    duplicates: Some(count),
+                });
+                reported.push(identity);
+            }
+            for (index, item) in items.iter().enumerate() {
+                let identity = key.identity_ref(item);
+                let Some(live_item) = live_items.iter().find(|l| key.identity_ref(l) == identity)
+                else {
+                    continue;
+                };
+                at.segments.push(Segment::Keyed {
+                    index,
+                    key: key.field,
+                    value: identity,
+                });
+                walk_duplicates(item, Some(live_item), at, found);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
 }
 
 /// How the elements of a list are matched: by `field` (and, for ports, the protocol, TCP by
@@ -555,6 +658,58 @@ mod tests {
         assert_eq!(
             paths(&compare(&desired, &json!({"spec": {"args": ["b", "a"]}}))),
             vec!["spec.args[0]", "spec.args[1]"]
+        );
+    }
+
+    /// Issue 8: a second `DB_HOST` appended by hand with a JSON patch. The live object is the
+    /// captured Deployment (`0006`) with that entry added as the API server stores it.
+    #[test]
+    fn a_duplicated_merge_key_in_a_live_list_is_named() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/admission/0006-CREATE-Deployment-web.json"
+        );
+        let review: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+        let mut live = review["request"]["object"].clone();
+        let container = &mut live["spec"]["template"]["spec"]["containers"][0];
+        let name = container["name"].as_str().expect("name").to_owned();
+        let image = container["image"].clone();
+        container["env"] = json!([{"name": "DB_HOST", "value": "db"}]);
+        let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": live["metadata"]["name"]},
+            "spec": {"template": {"spec": {"containers": [{"name": name, "image": image,
+                "env": [{"name": "DB_HOST", "value": "db"}]}]}}}});
+        assert!(compare(&desired, &live).is_empty());
+        assert!(duplicate_keys(&desired, &live).is_empty());
+
+        live["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .expect("env")
+            .push(json!({"name": "DB_HOST", "value": "evil"}));
+        // Matching by key sees the first entry only, so compare() alone says nothing.
+        assert!(compare(&desired, &live).is_empty());
+        let found = duplicate_keys(&desired, &live);
+        assert_eq!(
+            paths(&found),
+            vec![format!(
+                "spec.template.spec.containers[name={name}].env[name=DB_HOST]"
+            )]
+        );
+        assert_eq!(found[0].duplicates, Some(2));
+        assert_eq!(found[0].pointer, "/spec/template/spec/containers/0/env");
+        assert_eq!(
+            found[0].live,
+            Some(json!([{"name": "DB_HOST", "value": "db"}, {"name": "DB_HOST", "value": "evil"}]))
+        );
+        // Ports are keyed by port and protocol: 80/TCP and 80/UDP are two keys, not one twice.
+        let desired = json!({"spec": {"ports": [{"port": 80}]}});
+        let live = json!({"spec": {"ports": [{"port": 80, "protocol": "TCP"}, {"port": 80, "protocol": "UDP"}]}});
+        assert!(duplicate_keys(&desired, &live).is_empty());
+        let live = json!({"spec": {"ports": [{"port": 80, "protocol": "TCP"}, {"port": 80}]}});
+        assert_eq!(
+            paths(&duplicate_keys(&desired, &live)),
+            vec!["spec.ports[port=80]"]
         );
     }
 

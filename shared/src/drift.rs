@@ -9,7 +9,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::compare::{compare, FieldDiff};
+use crate::compare::{compare, duplicate_keys, FieldDiff};
+use crate::defaults::{Judgement, ServerDefaults};
 
 /// Field managers that mean "a person changed this by hand".
 pub const HAND_MANAGERS: &[&str] = &[
@@ -40,13 +41,21 @@ pub struct HandDrift {
 pub use crate::provenance::without_provenance;
 
 /// The declared fields of `desired` that `live` does not hold, provenance annotations left out
-/// (an object rendered from a newer commit with the same content is not drifted).
+/// (an object rendered from a newer commit with the same content is not drifted), then every
+/// merge key that a live list Git declares holds twice ([`duplicate_keys`]; last, so that a
+/// reader patching Git's object with the cluster's values ends with the cluster's whole list).
 pub fn declared_drift(desired: &Value, live: &Value) -> Vec<FieldDiff> {
-    compare(&without_provenance(desired), live)
+    let desired = without_provenance(desired);
+    let mut drift = compare(&desired, live);
+    drift.extend(duplicate_keys(&desired, live));
+    drift
 }
 
 /// Fields of `live` owned by a [`HAND_MANAGERS`] manager that `desired` does not declare.
+/// Fields the API server set by default ([`ServerDefaults`]) are no one's hand-made change, even
+/// when `managedFields` records them as owned by the `kubectl-create` that created the object.
 pub fn hand_drift(desired: &Value, live: &Value) -> Vec<HandDrift> {
+    let defaults = ServerDefaults::of(live);
     let mut found = Vec::new();
     let entries = live
         .get("metadata")
@@ -73,8 +82,11 @@ pub fn hand_drift(desired: &Value, live: &Value) -> Vec<HandDrift> {
             manager,
             found: &mut found,
             path: String::new(),
+            pattern: Vec::new(),
+            defaults: &defaults,
+            root: live,
         };
-        walk.fields(fields, Some(desired), Some(live));
+        walk.fields(fields, Some(desired), Some(live), None);
     }
     found
 }
@@ -83,26 +95,47 @@ struct Walk<'a> {
     manager: &'a str,
     found: &'a mut Vec<HandDrift>,
     path: String,
+    /// The path as [`ServerDefaults`] matches it: field names, `*` for a list entry.
+    pattern: Vec<String>,
+    defaults: &'a ServerDefaults,
+    root: &'a Value,
 }
 
 impl Walk<'_> {
     /// Walks a fieldsV1 set. `desired` and `live` are the values at the current path (`None` when
-    /// absent there). The first field on a path that `desired` does not declare is drift, reported
-    /// once with everything under it.
-    fn fields(&mut self, set: &Map<String, Value>, desired: Option<&Value>, live: Option<&Value>) {
+    /// absent there), `parent` the live map or entry holding it. The first field on a path that
+    /// `desired` does not declare is drift, reported once with everything under it — unless it
+    /// holds what the API server sets by default there, or only defaults and fields judged one by
+    /// one below it.
+    fn fields(
+        &mut self,
+        set: &Map<String, Value>,
+        desired: Option<&Value>,
+        live: Option<&Value>,
+        parent: Option<&Value>,
+    ) {
         if desired.is_none() && !self.path.is_empty() {
-            self.found.push(HandDrift {
-                manager: self.manager.to_owned(),
-                path: self.path.clone(),
-                live: live.cloned(),
-            });
-            return;
+            let pattern: Vec<&str> = self.pattern.iter().map(String::as_str).collect();
+            let has_fields = set.keys().any(|k| k != ".");
+            match self.defaults.judge(&pattern, live, parent, self.root) {
+                Judgement::Defaulted => return,
+                Judgement::Descend if has_fields => {}
+                Judgement::Descend | Judgement::NotDefaulted => {
+                    self.found.push(HandDrift {
+                        manager: self.manager.to_owned(),
+                        path: self.path.clone(),
+                        live: live.cloned(),
+                    });
+                    return;
+                }
+            }
         }
         for (key, child) in set {
             let Some(child) = child.as_object() else {
                 continue;
             };
             let saved = self.path.len();
+            let pattern_len = self.pattern.len();
             if let Some(field) = key.strip_prefix("f:") {
                 if self.path.is_empty() && matches!(field, "status") {
                     continue;
@@ -118,9 +151,10 @@ impl Walk<'_> {
                 } else {
                     self.path.push_str(&format!("[{}]", Value::from(field)));
                 }
+                self.pattern.push(field.to_owned());
                 let d = desired.and_then(|v| v.get(field));
                 let l = live.and_then(|v| v.get(field));
-                self.fields(child, d, l);
+                self.fields(child, d, l, live);
             } else if let Some(item) = key.strip_prefix("k:") {
                 let Ok(Value::Object(item_key)) = serde_json::from_str::<Value>(item) else {
                     continue;
@@ -133,6 +167,7 @@ impl Walk<'_> {
                     })
                     .collect();
                 self.path.push_str(&format!("[{}]", label.join(",")));
+                self.pattern.push("*".to_owned());
                 let matches =
                     |element: &&Value| item_key.iter().all(|(k, v)| key_equal(element.get(k), v));
                 let d = desired
@@ -141,27 +176,30 @@ impl Walk<'_> {
                 let l = live
                     .and_then(Value::as_array)
                     .and_then(|a| a.iter().find(matches));
-                self.fields(child, d, l);
+                self.fields(child, d, l, live);
             } else if let Some(value) = key.strip_prefix("v:") {
                 let Ok(wanted) = serde_json::from_str::<Value>(value) else {
                     continue;
                 };
                 self.path.push_str(&format!("[{wanted}]"));
+                self.pattern.push("*".to_owned());
                 let d = desired
                     .and_then(Value::as_array)
                     .and_then(|a| a.iter().find(|e| **e == wanted));
                 let l = live
                     .and_then(Value::as_array)
                     .and_then(|a| a.iter().find(|e| **e == wanted));
-                self.fields(child, d, l);
+                self.fields(child, d, l, live);
             } else if let Some(index) = key.strip_prefix("i:") {
                 let index: usize = index.parse().unwrap_or(usize::MAX);
                 self.path.push_str(&format!("[{index}]"));
+                self.pattern.push("*".to_owned());
                 let d = desired.and_then(|v| v.get(index));
                 let l = live.and_then(|v| v.get(index));
-                self.fields(child, d, l);
+                self.fields(child, d, l, live);
             }
             self.path.truncate(saved);
+            self.pattern.truncate(pattern_len);
         }
     }
 }
@@ -182,6 +220,7 @@ fn key_equal(element: Option<&Value>, wanted: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize as _;
     use serde_json::json;
 
     fn admission_object(name: &str) -> Value {
@@ -225,6 +264,106 @@ mod tests {
         let paths: Vec<_> = drift.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(paths, ["spec.template.spec.containers[name=web].env"]);
         assert_eq!(drift[0].manager, "kubectl-patch");
+    }
+
+    fn captured(name: &str) -> Value {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).expect("testdata")).expect("json")
+    }
+
+    fn git_objects() -> Vec<Value> {
+        let path = format!(
+            "{}/testdata/kubectl-create-git.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).expect("testdata");
+        serde_yaml::Deserializer::from_str(&text)
+            .map(|doc| Value::deserialize(doc).expect("yaml"))
+            .collect()
+    }
+
+    /// Issue 8: `kubectl create -f` of Git's own YAML made the API server's defaults look like
+    /// hand-made changes "by kubectl-create". Real objects from kube-apiserver v1.36.2.
+    #[test]
+    fn defaults_written_by_the_server_are_not_hand_drift() {
+        let git = git_objects();
+        let deployment = captured("kubectl-create-deployment-web.json");
+        let service = captured("kubectl-create-service-web.json");
+        // What the captured managedFields give kubectl-create beyond Git: the defaults.
+        let owned = serde_json::to_string(&deployment["metadata"]["managedFields"]).expect("json");
+        for default in [
+            "progressDeadlineSeconds",
+            "dnsPolicy",
+            "terminationMessagePath",
+            "imagePullPolicy",
+        ] {
+            assert!(
+                owned.contains(default),
+                "{default} is owned by kubectl-create"
+            );
+        }
+        assert_eq!(hand_drift(&git[0], &deployment), vec![]);
+        assert_eq!(hand_drift(&git[1], &service), vec![]);
+        assert!(declared_drift(&git[0], &deployment).is_empty());
+
+        // A value that is not the default is still a person's, and is named alone.
+        let mut changed = deployment.clone();
+        changed["spec"]["progressDeadlineSeconds"] = json!(30);
+        changed["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
+        changed["spec"]["strategy"]["rollingUpdate"]["maxSurge"] = json!(1);
+        let drift = hand_drift(&git[0], &changed);
+        let paths: Vec<_> = drift.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.progressDeadlineSeconds",
+                "spec.strategy.rollingUpdate.maxSurge",
+                "spec.template.spec.containers[name=web].imagePullPolicy"
+            ]
+        );
+        assert!(drift.iter().all(|d| d.manager == "kubectl-create"));
+        assert_eq!(drift[0].live, Some(json!(30)));
+
+        // A Service port's targetPort defaults to its port, and to nothing else.
+        let mut retargeted = service.clone();
+        retargeted["spec"]["ports"][0]["targetPort"] = json!(8080);
+        let drift = hand_drift(&git[1], &retargeted);
+        assert_eq!(drift.len(), 1, "{drift:?}");
+        assert_eq!(drift[0].path, "spec.ports[port=80,protocol=TCP].targetPort");
+    }
+
+    /// The captured Namespace and Secret creates: the label the server adds to every Namespace and
+    /// a Secret's default type, both owned by kubectl-create.
+    #[test]
+    fn captured_namespace_and_secret_creates_have_no_hand_drift() {
+        let namespace = admission_object("0002-CREATE-Namespace-demo.json");
+        let desired =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}});
+        assert_eq!(hand_drift(&desired, &namespace), vec![]);
+        let secret = admission_object("0152-CREATE-Secret-db-creds.json");
+        let desired = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db-creds"}, "data": secret["data"].clone()});
+        assert_eq!(hand_drift(&desired, &secret), vec![]);
+        let mut typed = secret.clone();
+        typed["type"] = json!("kubernetes.io/basic-auth");
+        let drift = hand_drift(&desired, &typed);
+        assert_eq!(drift.len(), 1, "{drift:?}");
+        assert_eq!(drift[0].path, "type");
+    }
+
+    /// Issue 8: a second `DB_HOST` appended with a JSON patch on the real server.
+    #[test]
+    fn a_json_patched_duplicate_env_entry_is_drift() {
+        let git = git_objects();
+        let live = captured("json-patch-duplicate-env-deployment-web.json");
+        let drift = declared_drift(&git[0], &live);
+        assert_eq!(drift.len(), 1, "{drift:?}");
+        assert_eq!(
+            drift[0].path,
+            "spec.template.spec.containers[name=web].env[name=DB_HOST]"
+        );
+        assert_eq!(drift[0].duplicates, Some(2));
+        assert_eq!(hand_drift(&git[0], &live), vec![]);
     }
 
     #[test]

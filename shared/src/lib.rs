@@ -9,6 +9,7 @@
 pub mod appfile;
 pub mod canonical;
 pub mod compare;
+pub mod defaults;
 pub mod drift;
 pub mod error;
 pub mod git;

@@ -703,7 +703,7 @@ fn folder_app(world: &World, replicas: Option<u32>) -> (serde_json::Value, Strin
     );
     world.refresh();
     let claim = AppClaim {
-        app: "storefront".into(),
+        app: "folder-storefront".into(),
         path: "folder/storefront".into(),
         folder_namespace: "default".into(),
     };

@@ -102,7 +102,7 @@ async fn scale_of_a_parent_outside_the_index_reads_it_from_the_api_server() {
     );
     world.refresh();
     let claim = gitops_webhook::decision::AppClaim {
-        app: "storefront".into(),
+        app: "folder-storefront".into(),
         path: "folder/storefront".into(),
         folder_namespace: "default".into(),
     };
