@@ -1066,16 +1066,29 @@ fn scale_of_a_folder_apps_deployment_is_refused_and_of_an_unmanaged_one_passes()
         .write("folder/storefront/deployment.yaml", STOREFRONT);
     let head = world.repo.commit("folder app storefront");
 
-    // The admin syncs the folder app through the webhook.
-    let run = cluster.run(&[
-        "sync",
-        "--repo",
-        &world.url,
-        "--path",
-        "folder/storefront",
-        "-n",
-        &ns,
-    ]);
+    // A folder app's namespace comes from the command line, not from Git: the webhook cannot
+    // verify it and refuses to let one in, before anything is applied.
+    let sync_storefront = || {
+        cluster.run(&[
+            "sync",
+            "--repo",
+            &world.url,
+            "--path",
+            "folder/storefront",
+            "-n",
+            &ns,
+        ])
+    };
+    let run = sync_storefront();
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("list its folder as an app in gitops.yaml")
+            && run.stderr.contains("nothing was applied"),
+        "{run}"
+    );
+    // One synced before the webhook enforced is still guarded against scaling.
+    let run = without_the_webhook(&world, sync_storefront);
     assert_eq!(run.code, 0, "{run}\n{}", webhook.log_text());
     assert!(
         run.stdout
@@ -1246,6 +1259,53 @@ fn update_as_controller(
             Err(error) => panic!("PUT {path} as {controller}: {error}"),
         }
     })
+}
+
+/// Whether the API server sends this namespace's writes to the webhook now: a dry-run create of
+/// a ConfigMap labelled managed but without provenance is refused only by the webhook.
+fn webhook_enforces(world: &World) -> bool {
+    let cluster = world.registration.cluster;
+    let (code, _) = cluster.request(
+        "POST",
+        &format!(
+            "/api/v1/namespaces/{}/configmaps?dryRun=All",
+            cluster.namespace
+        ),
+        Some("application/json"),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe",
+            "labels": {"app.kubernetes.io/managed-by": "kubectl-gitops"}}}),
+    );
+    code == 403
+}
+
+/// Runs `f` with the webhook's registration taken away (as before the webhook was installed),
+/// then puts it back, each time waiting until the API server acts on the change.
+fn without_the_webhook<T>(world: &World, f: impl FnOnce() -> T) -> T {
+    let cluster = world.registration.cluster;
+    let path = format!(
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{}",
+        world.registration.name
+    );
+    let mut saved = cluster.get(&path).expect("the registration");
+    let (code, body) = cluster.request("DELETE", &path, None, &Value::Null);
+    assert_eq!(code, 200, "{body}");
+    eventually("the webhook's registration gone", || {
+        (!webhook_enforces(world)).then_some(())
+    });
+    let out = f();
+    let metadata = saved["metadata"].as_object_mut().expect("metadata");
+    metadata.retain(|key, _| key == "name");
+    let (code, body) = cluster.request(
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        Some("application/json"),
+        &saved,
+    );
+    assert_eq!(code, 200, "{body}");
+    eventually("the webhook's registration back", || {
+        webhook_enforces(world).then_some(())
+    });
+    out
 }
 
 /// Polls `get` for up to 30 s until it gives a value.
