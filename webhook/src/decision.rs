@@ -3,14 +3,16 @@
 //! window onto Git, so tests feed it renders of real repositories and the server feeds it the
 //! mirrors and the render cache.
 //!
-//! The eight rules of DESIGN.md, in the order they apply:
-//! status subresources pass (8); break-glass members pass with a warning (6); the scale
+//! The rules of DESIGN.md, in the order they apply: status subresources pass; exempt identities
+//! pass, whatever labels they copied (0); break-glass members pass with a warning; the scale
 //! subresource is checked against the branch heads' index, or against the parent the server read
-//! from the API server when the index does not know it (8); DELETE needs the branch head not
-//! to declare the object, or an exempt caller (5); unmanaged objects pass except when created in
-//! a Git-only namespace (1); the claimed repository, commit and branch must check out, and
-//! revisions only move forward (2); every declared field must equal the object (3); and a person
-//! may not change what Git does not declare (4). Dry-runs get the same answer (7).
+//! from the API server when the index does not know it (7); DELETE needs a branch head fetched
+//! after the request arrived not to declare the object (5); unmanaged objects pass except when
+//! created in a Git-only namespace (1); the claimed repository, commit and branch must check out
+//! (an unknown commit waits for a fresh fetch within the deadline) and revisions only move
+//! forward (3); Git's head binds the object to the claimed app and path, and a create needs the
+//! head to declare it (2); every declared field must equal the object, and a person may not
+//! change what Git does not declare (4). Dry-runs get the same answer (8).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use gitops_shared::compare::compare;
+use gitops_shared::compare::{compare, duplicate_keys};
 use gitops_shared::git::normalize_path;
 use gitops_shared::object::ObjectKey;
 use gitops_shared::provenance::{is_managed, Provenance, MANAGED_BY, MANAGED_BY_LABEL};
@@ -865,7 +867,16 @@ fn decide_write(
             short(&claim.revision)
         ));
     };
-    // Rule 3.
+    // Rule 3. A list Git declares may not hold two entries with one merge key: the API server
+    // only warns, and the later entry (a hand-added `DB_HOST`, say) is the one that takes effect.
+    if let Some(duplicate) = duplicate_keys(desired, new).first() {
+        return Decision::deny(format!(
+            "{key}: {} holds {} entries with this key, commit {} on {branch} declares one — a second entry with the same key is an out-of-band change",
+            duplicate.path,
+            duplicate.duplicates.unwrap_or(2),
+            short(&claim.revision)
+        ));
+    }
     let diffs = compare(desired, new);
     if let Some(first) = diffs.first() {
         let more = match diffs.len() {

@@ -1032,3 +1032,24 @@ fn secret_values_never_appear_in_a_denial() {
         assert!(!message.contains(value), "{message}");
     }
 }
+
+/// Issue 9, item 5: a JSON patch appending a second list entry with a key Git declares (the
+/// API server only warns) is refused, naming the list entry.
+#[test]
+fn a_second_entry_with_a_declared_merge_key_is_denied() {
+    let world = World::new();
+    let mut review = fixture("0021-UPDATE-Deployment-web.json");
+    world.sync(&mut review["request"]["oldObject"], &world.repo.c2);
+    world.sync(&mut review["request"]["object"], &world.repo.c2);
+    let ports = review["request"]["object"]["spec"]["template"]["spec"]["containers"][0]["ports"]
+        .as_array_mut()
+        .expect("ports");
+    let mut second = ports[0].clone();
+    second["name"] = json!("evil");
+    ports.push(second);
+    let message = denial(&world, &review);
+    assert!(
+        message.starts_with("Deployment/demo/web: spec.template.spec.containers[name=web].ports[containerPort=80] holds 2 entries with this key"),
+        "{message}"
+    );
+}
