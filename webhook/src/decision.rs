@@ -27,6 +27,7 @@ use gitops_shared::provenance::{is_managed, Provenance, MANAGED_BY, MANAGED_BY_L
 
 use crate::config::{Config, RevisionMode};
 use crate::declared::undeclared_changes;
+use crate::fields::unexplained_new_fields;
 use crate::mirror::Freshness;
 use crate::review::{AdmissionRequest, Operation, Peek, Verdict};
 
@@ -892,8 +893,9 @@ fn decide_write(
             shown_for(&key, &first.path, Some(&first.desired))
         ));
     }
+    let adopting = old.is_some() && !managed_old;
     // Rule 4.
-    if let Some(old) = old {
+    if let Some(old) = old.filter(|_| !adopting) {
         let old_desired = match &old_claim {
             Some(o)
                 if o.revision != claim.revision || o.app != claim.app || o.path != claim.path =>
@@ -926,6 +928,22 @@ fn decide_write(
                 short(&claim.revision)
             ));
         }
+    }
+    // Rule 4 for what is new: a created object, an adopted one (its old fields were never
+    // Git's), and the members and entries an update adds hold only Git's fields and the
+    // server's.
+    let unexplained = unexplained_new_fields(new, old.filter(|_| !adopting), desired);
+    if let Some(first) = unexplained.first() {
+        let more = match unexplained.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        return Decision::deny(format!(
+            "{key}: {} is {}{more}, but Git (commit {} on {branch}) does not declare it and the API server did not set it; an object, container or entry a person writes holds only what Git declares — make the change in Git",
+            first.path,
+            shown_for(&key, &first.path, Some(&first.value)),
+            short(&claim.revision)
+        ));
     }
     Decision::allow("matches Git")
 }

@@ -25,6 +25,7 @@ pub mod config;
 pub mod decision;
 pub mod declared;
 pub mod error;
+pub mod fields;
 pub mod index;
 pub mod metrics;
 pub mod mirror;

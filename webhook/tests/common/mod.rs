@@ -100,7 +100,7 @@ data:
     )
 }
 
-pub const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  labels: {app: web}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: 80}]\n";
+pub const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  labels: {app: web}\n  annotations: {example.io/commit: abc123}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: 80}]\n";
 
 /// A repository with the scenario's history:
 /// main: c1 (nginx:1.25) → c2 (nginx:1.26) → c3 (nginx:1.27); branch `feature` off c2: f1.
