@@ -419,6 +419,7 @@ fn human(at: &[Step<'_>]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
 
