@@ -1488,3 +1488,245 @@ fn six_push_then_sync_rounds_back_to_back_pass() {
     let (denied, why) = world.webhook.denials();
     assert_eq!(denied, 0, "{why:#?}");
 }
+
+/// The Deployment of the attack tests: Git declares empty tolerations and an empty template
+/// annotations map (declarations of emptiness) and one `DB_HOST`.
+const GUARDED: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+      annotations: {}
+    spec:
+      tolerations: []
+      containers:
+      - name: web
+        image: registry.k8s.io/pause:3.10
+        env:
+        - name: DB_HOST
+          value: db
+";
+
+/// A Secret Git declares; its value must never show in a denial.
+const SECRET: &str = "apiVersion: v1
+kind: Secret
+metadata:
+  name: db
+data:
+  password: Z2l0LXNlY3JldA==
+";
+
+/// The rendered object of `kind`/`name` of app `app` at the head of the world's repository.
+fn rendered(world: &World, app: &str, kind: &str, name: &str) -> Value {
+    let run = Run::from(
+        Command::new(gitops_e2e::harness::binary())
+            .args(["render", app, "--repo", &world.url, "-o", "json"])
+            .env(
+                "GITOPS_CACHE_DIR",
+                world.registration.cluster.dir.path().join("cache"),
+            )
+            .output()
+            .expect("kubectl-gitops runs"),
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let list: Value = serde_json::from_str(&run.stdout).expect("render -o json");
+    list["items"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("{app} renders no {kind}/{name}: {list:#}"))
+}
+
+/// A server-side apply of `object` by alice under the field manager `kubectl-gitops` (any name
+/// would do: a person chooses it).
+fn apply_as_alice(world: &World, path: &str, object: &Value) -> (u16, Value) {
+    let answer = world.api.request(
+        Who::Alice,
+        "PATCH",
+        &format!("{path}?fieldManager=kubectl-gitops&force=true"),
+        Some("application/apply-patch+yaml"),
+        object,
+    );
+    if answer.0 != 403 {
+        eprintln!("the webhook's log:\n{}", world.webhook.log_text());
+    }
+    answer
+}
+
+/// Asserts a refusal by the webhook whose sentence contains `part`; the message.
+fn assert_refused(answer: &(u16, Value), part: &str) -> String {
+    let (code, body) = answer;
+    assert_eq!(*code, 403, "{body:#}");
+    let message = body["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.starts_with(&denied("")) && message.contains(part),
+        "expected a refusal naming {part:?}: {message}"
+    );
+    message
+}
+
+/// Issue 9: what a person with `edit` tries, through the API server, against managed objects —
+/// each refused with the webhook's sentence naming the field — while the admin's syncs of the
+/// same commits pass.
+#[test]
+fn attacks_by_a_person_with_edit_are_refused() {
+    let cluster = Cluster::new("webhook-attacks");
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    let (api, repo) = (&world.api, &world.repo);
+    repo.write("app/deployment.yaml", GUARDED);
+    repo.write("app/secret.yaml", SECRET);
+    let v2 = repo.commit("guarded web, a secret");
+    let deployments = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+    let web = format!("{deployments}/web");
+    let deployment = rendered(&world, "web", "Deployment", "web");
+
+    // 2. Creating a declared object with an extra container, or a hostPath volume.
+    let mut evil = deployment.clone();
+    evil["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .expect("containers")
+        .push(json!({"name": "evil", "image": "registry.k8s.io/pause:3.10"}));
+    assert_refused(
+        &apply_as_alice(&world, &web, &evil),
+        "spec.template.spec.containers[name=evil]",
+    );
+    let mut evil = deployment.clone();
+    evil["spec"]["template"]["spec"]["volumes"] =
+        json!([{"name": "root", "hostPath": {"path": "/"}}]);
+    assert_refused(
+        &apply_as_alice(&world, &web, &evil),
+        "spec.template.spec.volumes",
+    );
+    assert!(cluster.get(&web).is_none());
+
+    // The admin's sync of the same commit passes.
+    let run = world.sync(&[]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+
+    // 4. Filling what Git declares empty: tolerations, the template's annotations (what
+    // `kubectl rollout restart` writes).
+    assert_refused(
+        &api.merge_patch(
+            Who::Alice,
+            &web,
+            json!({"spec": {"template": {"spec": {"tolerations": [{"operator": "Exists"}]}}}}),
+        ),
+        "spec.template.spec.tolerations",
+    );
+    assert_refused(
+        &api.merge_patch(
+            Who::Alice,
+            &web,
+            json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-12-03T08:00:00Z"}}}}}),
+        ),
+        "kubectl.kubernetes.io/restartedAt",
+    );
+    // 5. A second DB_HOST appended by a JSON patch (the API server only warns). The test API
+    // server takes no JSON patch: there the same list goes in by a PUT.
+    let duplicate = json!({"name": "DB_HOST", "value": "evil.example"});
+    let answer = if cluster.is_real() {
+        api.request(
+            Who::Alice,
+            "PATCH",
+            &web,
+            Some("application/json-patch+json"),
+            &json!([{"op": "add", "path": "/spec/template/spec/containers/0/env/-",
+                "value": duplicate}]),
+        )
+    } else {
+        let mut live = cluster.get(&web).expect("web");
+        live["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .expect("env")
+            .push(duplicate);
+        api.request(Who::Alice, "PUT", &web, Some("application/json"), &live)
+    };
+    assert_refused(&answer, "env[name=DB_HOST] holds 2 entries");
+    // 9. A guess at the Secret's value, as a dry run: refused without quoting either value.
+    let message = assert_refused(
+        &api.merge_patch(
+            Who::Alice,
+            &format!("/api/v1/namespaces/{ns}/secrets/db?dryRun=All"),
+            json!({"data": {"password": "Z3Vlc3M="}}),
+        ),
+        "data.password is (a Secret value, not shown)",
+    );
+    assert!(
+        !message.contains("Z3Vlc3M=") && !message.contains("Z2l0LXNlY3JldA=="),
+        "{message}"
+    );
+
+    // The next commit drops ConfigMap `extra`, adds a sidecar, and a dev copy of the app in
+    // another namespace that also declares a Deployment `web`.
+    repo.remove("app/extra.yaml");
+    repo.write(
+        "app/deployment.yaml",
+        &format!("{GUARDED}      - name: sidecar\n        image: registry.k8s.io/pause:3.10\n"),
+    );
+    repo.write("app-dev/deployment.yaml", DEPLOYMENT);
+    repo.write(
+        "gitops.yaml",
+        &format!("apps:\n  web:\n    path: app\n    namespace: {ns}\n  web-dev:\n    path: app-dev\n    namespace: {ns}-dev\n"),
+    );
+    repo.commit("drop extra, add a sidecar, a dev copy");
+
+    // 3. Applying the new commit by hand, with more in the new container than Git declares.
+    let mut evil = rendered(&world, "web", "Deployment", "web");
+    evil["spec"]["template"]["spec"]["containers"][1]["command"] = json!(["sh", "-c", "id"]);
+    assert_refused(
+        &apply_as_alice(&world, &web, &evil),
+        "spec.template.spec.containers[name=sidecar].command",
+    );
+    // 1. The dev copy's Deployment, claimed for this namespace's `web`.
+    let mut other = rendered(&world, "web-dev", "Deployment", "web");
+    other["metadata"]["namespace"] = json!(ns);
+    assert_refused(
+        &apply_as_alice(&world, &web, &other),
+        "Git binds it to app web (path app)",
+    );
+    // 7. Resurrection: `extra` may be deleted now (a prune), not created again from v2.
+    let extra = format!("/api/v1/namespaces/{ns}/configmaps/extra");
+    let mut old_extra = cluster.get(&extra).expect("extra");
+    let (code, body) = api.request(Who::Alice, "DELETE", &extra, None, &Value::Null);
+    assert_eq!(code, 200, "{body:#}");
+    let metadata = old_extra["metadata"].as_object_mut().expect("metadata");
+    metadata.retain(|key, _| matches!(key.as_str(), "name" | "labels" | "annotations"));
+    assert_eq!(
+        annotation(&old_extra, "kubectl-gitops.io/revision"),
+        Some(v2.as_str())
+    );
+    assert_refused(
+        &apply_as_alice(&world, &extra, &old_extra),
+        "no app of gitops.yaml at the head of main declares it",
+    );
+
+    // The admin's sync of v3 (a new container) passes; nothing refused was applied.
+    let run = world.sync(&["--prune"]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    let live = cluster.get(&web).expect("web");
+    let containers = live["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers");
+    assert_eq!(containers.len(), 2);
+    assert!(containers[1].get("command").is_none());
+    // Git's empty tolerations (the real API server drops the empty list).
+    let tolerations = &live["spec"]["template"]["spec"]["tolerations"];
+    assert!(
+        tolerations.is_null() || tolerations == &json!([]),
+        "{tolerations}"
+    );
+    assert!(cluster.configmap("extra").is_none());
+}

@@ -160,7 +160,13 @@ impl<'v> Walk<'v> {
             return;
         }
         // Git's `null`, `{}` and `[]` declare emptiness, not "anything".
-        let declared = declared.filter(|d| !is_empty(d));
+        if declared.is_some_and(is_empty) {
+            // Whatever fills what Git declares empty is new, whatever the old object held.
+            if !is_empty(new) {
+                self.undeclared(new, at, found);
+            }
+            return;
+        }
         match (new, declared) {
             (Value::Object(members), Some(Value::Object(declared_members))) => {
                 for (key, value) in members {
@@ -242,7 +248,16 @@ impl<'v> Walk<'v> {
                     let identity = key.identity_ref(item);
                     at.push(Step::Entry { index, item });
                     match old_items.iter().find(|o| key.identity_ref(o) == identity) {
-                        None => self.undeclared(item, at, found),
+                        None => {
+                            let mut inside = Vec::new();
+                            self.undeclared(item, at, &mut inside);
+                            if !inside.is_empty() {
+                                found.push(UnexplainedField {
+                                    path: human(at),
+                                    value: item.clone(),
+                                });
+                            }
+                        }
                         Some(old_item) if old_item != item => {
                             self.new_within(item, old_item, at, found)
                         }
@@ -304,7 +319,15 @@ impl<'v> Walk<'v> {
             Value::Array(items) => {
                 for (index, item) in items.iter().enumerate() {
                     at.push(Step::Entry { index, item });
-                    self.undeclared(item, at, found);
+                    // An entry with anything unexplained is named as a whole: "containers[name=evil]".
+                    let mut inside = Vec::new();
+                    self.undeclared(item, at, &mut inside);
+                    if !inside.is_empty() {
+                        found.push(UnexplainedField {
+                            path: human(at),
+                            value: item.clone(),
+                        });
+                    }
                     at.pop();
                 }
             }
