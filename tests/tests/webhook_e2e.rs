@@ -1730,3 +1730,180 @@ fn attacks_by_a_person_with_edit_are_refused() {
     );
     assert!(cluster.configmap("extra").is_none());
 }
+
+/// Copies the folder `from` into `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("a folder");
+    for entry in std::fs::read_dir(from).expect("a readable folder") {
+        let entry = entry.expect("an entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
+/// Replaces `from` by `to` in a file of the repository (which must contain it).
+fn edit(repo: &gitops_e2e::harness::Repo, file: &str, from: &str, to: &str) {
+    let path = repo.path.join(file);
+    let text = std::fs::read_to_string(&path).expect("a file to edit");
+    assert!(text.contains(from), "{file} has no {from:?}");
+    std::fs::write(&path, text.replace(from, to)).expect("write");
+}
+
+/// One example app of this repository, through the webhook on its own namespace: sync, a no-op
+/// re-sync, a sync of the next commit (`forward` edits the copy), and a `--prune` of a commit
+/// that drops an object (`drop` edits it) — with no denial. The example's own Namespace object
+/// is left out (`namespace_files`): the test's namespace exists already.
+fn example_app_through_the_webhook(
+    app: &str,
+    folder: &str,
+    entry: &str,
+    namespace_files: &[&str],
+    forward: impl Fn(&gitops_e2e::harness::Repo),
+    drop: impl Fn(&gitops_e2e::harness::Repo),
+) {
+    let cluster = Cluster::new(&format!("webhook-example-{app}"));
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    let repo = &world.repo;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    copy_dir(
+        &examples.join(folder),
+        &repo.path.join("examples").join(folder),
+    );
+    for file in namespace_files {
+        let file = Path::new("examples").join(folder).join(file);
+        repo.remove(&file.display().to_string());
+        // A kustomization lists its resources: the file goes from the list too.
+        let kustomization = file.with_file_name("kustomization.yaml");
+        if repo.path.join(&kustomization).exists() {
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            edit(
+                repo,
+                &kustomization.display().to_string(),
+                &format!("  - {name}\n"),
+                "",
+            );
+        }
+    }
+    repo.write(
+        "gitops.yaml",
+        &format!("apps:\n  web:\n    path: app\n    namespace: {ns}\n  {app}:\n    namespace: {ns}-unused\n{entry}"),
+    );
+    // The app gets the test's namespace; `web` goes, so nothing else declares objects there.
+    edit(repo, "gitops.yaml", &format!("{ns}-unused"), &ns);
+    edit(
+        repo,
+        "gitops.yaml",
+        &format!("  web:\n    path: app\n    namespace: {ns}\n"),
+        "",
+    );
+    repo.commit(&format!("{app} from the examples"));
+    let sync = |extra: &[&str]| {
+        let mut args = vec!["sync", app, "--repo", world.url.as_str()];
+        args.extend_from_slice(extra);
+        cluster.run(&args)
+    };
+    let run = sync(&[]);
+    assert_eq!(run.code, 0, "{app}: {run}\n{}", world.webhook.log_text());
+    let run = sync(&[]);
+    assert_eq!(run.code, 0, "{app} again: {run}");
+    assert!(
+        run.stdout.contains(" 0 created, 0 configured,"),
+        "{app}: a re-sync changes nothing: {run}"
+    );
+    forward(repo);
+    repo.commit("forward");
+    let run = sync(&[]);
+    assert_eq!(
+        run.code,
+        0,
+        "{app} forward: {run}\n{}",
+        world.webhook.log_text()
+    );
+    assert!(run.stdout.contains(" 1 configured,"), "{app}: {run}");
+    drop(repo);
+    repo.commit("drop an object");
+    let run = sync(&["--prune"]);
+    assert_eq!(
+        run.code,
+        0,
+        "{app} prune: {run}\n{}",
+        world.webhook.log_text()
+    );
+    assert!(run.stdout.contains(" 1 pruned,"), "{app}: {run}");
+    let (denied, why) = world.webhook.denials();
+    assert_eq!(denied, 0, "{app}: {why:#?}");
+}
+
+/// No false denial (issue 9): the example apps — plain YAML, Tera templates with values, and a
+/// Kustomize overlay — sync, re-sync, move forward and prune through the webhook.
+#[test]
+fn example_apps_pass_through_the_webhook() {
+    example_app_through_the_webhook(
+        "plain-app",
+        "plain-app",
+        "    path: examples/plain-app\n",
+        &["namespace.yaml"],
+        |repo| {
+            edit(
+                repo,
+                "examples/plain-app/configmap.yaml",
+                "LOG_LEVEL: info",
+                "LOG_LEVEL: debug",
+            )
+        },
+        |repo| repo.remove("examples/plain-app/service.yaml"),
+    );
+    example_app_through_the_webhook(
+        "shop",
+        "tera-app",
+        "    path: examples/tera-app\n    renderer: tera\n    values: [values-production.yaml]\n",
+        &["templates/namespace.yaml"],
+        |repo| {
+            edit(
+                repo,
+                "examples/tera-app/values-production.yaml",
+                "replicas: 3",
+                "replicas: 2",
+            )
+        },
+        |repo| repo.remove("examples/tera-app/templates/service.yaml"),
+    );
+    let kustomize = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if kustomize {
+        example_app_through_the_webhook(
+            "shop-kustomize",
+            "kustomize-app",
+            "    path: examples/kustomize-app/overlays/production\n    renderer: kustomize\n",
+            &["overlays/production/namespace.yaml"],
+            |repo| {
+                edit(
+                    repo,
+                    "examples/kustomize-app/overlays/production/kustomization.yaml",
+                    "count: 3",
+                    "count: 2",
+                )
+            },
+            |repo| {
+                edit(
+                    repo,
+                    "examples/kustomize-app/base/kustomization.yaml",
+                    "configMapGenerator:\n  - name: shop-config\n    literals:\n      - LOG_LEVEL=info\n",
+                    "",
+                )
+            },
+        );
+    } else {
+        eprintln!("kubectl is not installed: the kustomize example is left out");
+    }
+}
