@@ -1669,6 +1669,22 @@ fn attacks_by_a_person_with_edit_are_refused() {
         "{message}"
     );
 
+    // 10. A confused deputy: an HPA of the managed Deployment pinned at 5, for the exempt HPA
+    // controller to scale it.
+    assert_refused(
+        &api.request(
+            Who::Alice,
+            "POST",
+            &format!("/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers"),
+            Some("application/json"),
+            &json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": "web"},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                    "minReplicas": 5, "maxReplicas": 5}}),
+        ),
+        "it scales Deployment",
+    );
+
     // The next commit drops ConfigMap `extra`, adds a sidecar, and a dev copy of the app in
     // another namespace that also declares a Deployment `web`.
     repo.remove("app/extra.yaml");

@@ -377,7 +377,13 @@ pub fn decide_from_peeks<O>(
         Some("scale") => return None,
         _ => {}
     }
+    // An HPA scales its target through the exempt HPA controller: who may point one at a
+    // managed object is decided on the object.
+    let autoscaler = request.kind.group == "autoscaling"
+        && request.kind.kind == "HorizontalPodAutoscaler"
+        && matches!(request.operation, Operation::Create | Operation::Update);
     match request.operation {
+        _ if autoscaler && new.present => None,
         Operation::Delete if !old.present => Some(Decision::allow("delete without oldObject")),
         Operation::Delete if !old.maybe_managed => Some(Decision::allow("unmanaged")),
         Operation::Delete => None,
@@ -409,6 +415,31 @@ fn evaluate(
         Operation::Create | Operation::Update => decide_write(request, config, facts, window),
         Operation::Connect => Decision::allow("connect"),
     }
+}
+
+/// The managed object an unmanaged HorizontalPodAutoscaler targets, if any: its
+/// `scaleTargetRef` in the HPA's namespace, looked up in the branch heads' index.
+fn managed_scale_target(
+    object: &Value,
+    key: &ObjectKey,
+    facts: &dyn GitFacts,
+) -> Option<ObjectKey> {
+    if key.group != "autoscaling" || key.kind != "HorizontalPodAutoscaler" {
+        return None;
+    }
+    let target = object.pointer("/spec/scaleTargetRef")?;
+    let api_version = target
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    let target = ObjectKey {
+        group: group.to_owned(),
+        kind: target.get("kind").and_then(Value::as_str)?.to_owned(),
+        namespace: key.namespace.clone(),
+        name: target.get("name").and_then(Value::as_str)?.to_owned(),
+    };
+    facts.head_declaration(&target).map(|_| target)
 }
 
 /// The first seven characters of a commit, as people write it.
@@ -702,6 +733,11 @@ fn decide_write(
     let managed_new = is_managed(new);
     let managed_old = old.is_some_and(is_managed);
     if !managed_new && !managed_old {
+        if let Some(target) = managed_scale_target(new, &key, facts) {
+            return Decision::deny(format!(
+                "{key}: it scales {target}, which Git manages, but is not in Git itself; an autoscaler of a managed object is declared in Git next to it (otherwise the HPA controller would scale it on a person's behalf)"
+            ));
+        }
         let git_only = config.git_only_namespaces.contains(&key.namespace);
         if request.operation == Operation::Create && git_only {
             return Decision::deny(format!(
