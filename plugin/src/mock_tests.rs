@@ -216,6 +216,9 @@ async fn first_sync_discovers_lists_and_applies_in_phases() {
             format!("GET /api/v1/namespaces/shop/configmaps?labelSelector={SELECTOR}{id}"),
             "GET /api/v1/namespaces/shop".to_owned(),
             "GET /api/v1/namespaces/shop/configmaps/settings".to_owned(),
+            // Before the first write, a server-side dry run of the first object (an admission
+            // webhook that does not know the commit yet refuses it here, with nothing applied).
+            format!("PATCH /api/v1/namespaces/shop?{apply}&dryRun=All"),
             // Phase 0: the Namespace; then who we are, for the inventory; then the rest.
             format!("PATCH /api/v1/namespaces/shop?{apply}"),
             "POST /apis/authentication.k8s.io/v1/selfsubjectreviews".to_owned(),
@@ -233,7 +236,7 @@ async fn first_sync_discovers_lists_and_applies_in_phases() {
     assert!(patches
         .iter()
         .all(|p| p.content_type == "application/apply-patch+yaml"));
-    let settings = &patches[2].body;
+    let settings = &patches[3].body;
     assert_eq!(
         settings["metadata"]["annotations"]["kubectl-gitops.io/revision"],
         json!(head)
@@ -246,7 +249,7 @@ async fn first_sync_discovers_lists_and_applies_in_phases() {
         settings["metadata"]["labels"]["applyset.kubernetes.io/part-of"],
         json!(id)
     );
-    let inventory = &patches[3].body;
+    let inventory = &patches[4].body;
     assert_eq!(
         inventory["metadata"]["labels"]["applyset.kubernetes.io/id"],
         json!(id)
@@ -281,7 +284,8 @@ async fn synced_cluster(dir: &Path) -> Vec<Seen> {
     .await
     .1
     .into_iter()
-    .filter(|s| s.method == "PATCH")
+    // The applies as stored: without the server-side dry run checked before the first write.
+    .filter(|s| s.method == "PATCH" && !s.uri.contains("dryRun=All"))
     .collect()
 }
 
@@ -368,8 +372,11 @@ async fn a_conflict_fails_the_object_and_prevents_the_prune() {
         .collect();
     assert_eq!(
         patched,
-        ["PATCH /api/v1/namespaces/shop/configmaps/settings?fieldManager=kubectl-gitops&force=false"],
-        "only the drifted object; the inventory keeps its revision"
+        [
+            "PATCH /api/v1/namespaces/shop/configmaps/settings?fieldManager=kubectl-gitops&force=false&dryRun=All",
+            "PATCH /api/v1/namespaces/shop/configmaps/settings?fieldManager=kubectl-gitops&force=false",
+        ],
+        "the dry run before the first write, then only the drifted object; the inventory keeps its revision"
     );
 }
 
@@ -460,4 +467,80 @@ async fn legacy_discovery_when_aggregated_is_not_served() {
     );
     // A group the server does not list is not served.
     assert!(discovery.resource("example.io/v1", "Widget").is_err());
+}
+
+/// The API server's relay of a webhook's denial, as kube-apiserver words it.
+fn webhook_denial(sentence: &str) -> (u16, Value) {
+    (
+        403,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+            "message": format!("admission webhook \"validate.kubectl-gitops.io\" denied the request: {sentence}")}),
+    )
+}
+
+#[tokio::test]
+async fn a_webhook_that_does_not_know_the_commit_yet_is_asked_again_before_the_first_write() {
+    let (dir, _) = repo();
+    let dry_runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = dry_runs.clone();
+    let (code, seen) = run_sync(dir.path(), move |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        if seen.uri.contains("dryRun=All")
+            && counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+        {
+            return webhook_denial("Namespace/shop: commit 1234567 does not exist in file:///repo (not fetched: …); push it to main and sync");
+        }
+        match seen.method.as_str() {
+            "GET" if seen.uri.contains("labelSelector") => (200, json!({"items": []})),
+            "GET" => not_found(),
+            "POST" => (201, json!({})),
+            _ => (200, seen.body.clone()),
+        }
+    })
+    .await;
+    assert_eq!(code, 0);
+    let patches: Vec<String> = seen
+        .iter()
+        .filter(|s| s.method == "PATCH")
+        .map(Seen::line)
+        .collect();
+    assert_eq!(dry_runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(patches[0].ends_with("&dryRun=All") && patches[1].ends_with("&dryRun=All"));
+    assert_eq!(
+        patches.len(),
+        2 + 4,
+        "two checks, then the sync: {patches:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_refusal_before_the_first_write_applies_nothing() {
+    let (dir, _) = repo();
+    let (code, seen) = run_sync(dir.path(), move |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        if seen.uri.contains("dryRun=All") {
+            return webhook_denial("Namespace/shop: commit 1234567 is not a descendant of the object's current commit 89abcde; revisions only move forward on main — to roll back, git revert and sync the new commit");
+        }
+        match seen.method.as_str() {
+            "GET" if seen.uri.contains("labelSelector") => (200, json!({"items": []})),
+            "GET" => not_found(),
+            _ => (200, seen.body.clone()),
+        }
+    })
+    .await;
+    assert_eq!(code, 1);
+    let writes: Vec<String> = seen
+        .iter()
+        .filter(|s| s.method != "GET")
+        .map(Seen::line)
+        .collect();
+    assert_eq!(
+        writes,
+        ["PATCH /api/v1/namespaces/shop?fieldManager=kubectl-gitops&force=false&dryRun=All"],
+        "one check, not asked again (a rollback is no matter of time), nothing applied"
+    );
 }

@@ -14,6 +14,7 @@
 //! fetchInterval: 60s
 //! missFetchInterval: 1s               # at most one on-demand fetch per interval; below decisionDeadline
 //! renderCacheEntries: 256
+//! renderConcurrency: 2                  # renders at once; more wait within the deadline
 //! decisionDeadline: 4s
 //! cacheDir: /var/cache/gitops-webhook
 //! ```
@@ -141,6 +142,8 @@ struct RawConfig {
     #[serde(default)]
     render_cache_entries: Option<usize>,
     #[serde(default)]
+    render_concurrency: Option<usize>,
+    #[serde(default)]
     decision_deadline: Option<String>,
     #[serde(default)]
     cache_dir: Option<PathBuf>,
@@ -168,6 +171,9 @@ pub struct Config {
     pub miss_fetch_interval: Duration,
     /// How many renders (commit, app) are kept.
     pub render_cache_entries: usize,
+    /// How many renders run at once; more wait (within the decision deadline), so made-up
+    /// claims cannot fork `kubectl kustomize` or `helm` without bound.
+    pub render_concurrency: usize,
     /// A decision that takes longer becomes a denial.
     pub decision_deadline: Duration,
     /// Where the mirrors live.
@@ -286,6 +292,10 @@ impl Config {
                 decision_deadline.as_millis()
             )));
         }
+        let render_concurrency = raw.render_concurrency.unwrap_or(2);
+        if render_concurrency == 0 {
+            return Err(invalid("renderConcurrency: must be at least 1".into()));
+        }
         let render_cache_entries = raw.render_cache_entries.unwrap_or(256);
         if render_cache_entries == 0 {
             return Err(invalid("renderCacheEntries: must be at least 1".into()));
@@ -306,6 +316,7 @@ impl Config {
             fetch_interval,
             miss_fetch_interval,
             render_cache_entries,
+            render_concurrency,
             decision_deadline,
             cache_dir: raw
                 .cache_dir

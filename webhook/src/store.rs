@@ -37,11 +37,52 @@ fn cache_key(key: &mut String, repo: &str, commit: &str, claim: &AppClaim, names
     }
 }
 
+/// At most a fixed number of renders at once: the others wait for a slot, up to a time limit.
+/// A render past the decision deadline cannot be stopped (it runs Git reads or a child
+/// program), but it keeps its slot until it ends, so abandoned renders never pile up.
+#[derive(Debug)]
+struct RenderSlots {
+    free: Mutex<usize>,
+    freed: std::sync::Condvar,
+    wait: std::time::Duration,
+}
+
+/// A render slot, given back on drop.
+struct RenderSlot<'a>(&'a RenderSlots);
+
+impl RenderSlots {
+    fn take(&self) -> Option<RenderSlot<'_>> {
+        let deadline = std::time::Instant::now() + self.wait;
+        let mut free = lock(&self.free);
+        while *free == 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            free = self
+                .freed
+                .wait_timeout(free, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        *free -= 1;
+        Some(RenderSlot(self))
+    }
+}
+
+impl Drop for RenderSlot<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.free) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
 /// Mirrors, render cache and head index.
 #[derive(Debug)]
 pub struct GitStore {
     mirrors: HashMap<String, Arc<Mirror>>,
     cache: Mutex<LruCache<CacheKey, Arc<Desired>>>,
+    slots: RenderSlots,
     index: RwLock<HashMap<String, (Oid, Arc<HeadIndex>)>>,
     metrics: Arc<Metrics>,
 }
@@ -79,6 +120,11 @@ impl GitStore {
         Ok(GitStore {
             mirrors,
             cache: Mutex::new(LruCache::new(capacity)),
+            slots: RenderSlots {
+                free: Mutex::new(config.render_concurrency),
+                freed: std::sync::Condvar::new(),
+                wait: config.decision_deadline,
+            },
             index: RwLock::new(HashMap::new()),
             metrics,
         })
@@ -372,7 +418,19 @@ impl GitFacts for GitStore {
         }
         self.metrics.cache(false);
         let mirror = self.mirror(repo)?;
-        let (desired, from_app_file) = self.render_uncached(mirror, parse_oid(commit)?, claim)?;
+        let oid = parse_oid(commit)?;
+        let slot = self.slots.take().ok_or_else(|| {
+            FactError::Failed(
+                "every render slot stayed busy for the whole decision deadline".to_owned(),
+            )
+        })?;
+        // Another request may have rendered it while this one waited.
+        if let Some(hit) = self.cached_render(repo, commit, claim) {
+            return Ok(hit);
+        }
+        let rendered = self.render_uncached(mirror, oid, claim);
+        drop(slot);
+        let (desired, from_app_file) = rendered?;
         let desired = Arc::new(desired);
         let namespace = if from_app_file {
             ""
