@@ -949,7 +949,16 @@ fn decide_write(
         if let Some(object) = old_desired.as_ref().and_then(|d| d.objects.get(&key)) {
             declared.push(object);
         }
-        let changes = undeclared_changes(old, new, &declared);
+        // A field no commit declares that disappears moves the object towards Git (a sync
+        // undoing a hand-made change); only what protects the object from deletion may not go.
+        let changes: Vec<_> = undeclared_changes(old, new, &declared)
+            .into_iter()
+            .filter(|change| {
+                change.new.is_some()
+                    || change.path.starts_with("metadata.finalizers")
+                    || change.path.starts_with("metadata.ownerReferences")
+            })
+            .collect();
         if let Some(first) = changes.first() {
             let more = match changes.len() {
                 1 => String::new(),

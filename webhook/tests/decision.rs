@@ -1053,3 +1053,33 @@ fn a_second_entry_with_a_declared_merge_key_is_denied() {
         "{message}"
     );
 }
+
+/// The reverse of `kubectl label`: a sync removing a label no commit declares (a hand-made
+/// change from before the webhook, or break-glass) moves the object towards Git and passes.
+#[test]
+fn a_sync_removing_a_hand_made_label_is_allowed() {
+    let world = World::new();
+    let mut review = fixture("0094-UPDATE-Deployment-web.json");
+    let manifest = manifest_of(&review["request"]["oldObject"], &[]);
+    let commit = world.repo.commit(
+        &[("apps/web/deployment.yaml", Some(&manifest))],
+        "as deployed",
+    );
+    world.refresh();
+    // The captured label change, played backwards.
+    let request = review["request"].as_object_mut().unwrap();
+    let (old, new) = (request["oldObject"].clone(), request["object"].clone());
+    request.insert("object".into(), old);
+    request.insert("oldObject".into(), new);
+    world.sync(&mut review["request"]["oldObject"], &commit);
+    world.sync(&mut review["request"]["object"], &commit);
+    assert_eq!(
+        review["request"]["oldObject"]["metadata"]["labels"]["tier"],
+        "frontend"
+    );
+    assert!(review["request"]["object"]["metadata"]["labels"]["tier"].is_null());
+    assert_eq!(
+        assert_allowed(&world, &review),
+        Outcome::Allowed("matches Git")
+    );
+}
