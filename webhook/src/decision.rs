@@ -23,11 +23,14 @@ use serde_json::Value;
 use gitops_shared::compare::{compare, duplicate_keys};
 use gitops_shared::git::normalize_path;
 use gitops_shared::object::ObjectKey;
-use gitops_shared::provenance::{is_managed, Provenance, MANAGED_BY, MANAGED_BY_LABEL};
+use gitops_shared::provenance::{is_managed, Provenance, FIELD_MANAGER};
 
 use crate::config::{Config, RevisionMode};
 use crate::declared::undeclared_changes;
-use crate::fields::unexplained_new_fields;
+pub use crate::denial::Denial;
+use crate::fields::{
+    gained_foreign_ownership, only_field_ownership_changed, unexplained_new_fields,
+};
 use crate::mirror::Freshness;
 use crate::review::{AdmissionRequest, Operation, Peek, Verdict};
 
@@ -254,18 +257,27 @@ pub trait GitFacts {
 pub enum Outcome {
     /// Allowed; the reason.
     Allowed(&'static str),
-    /// Denied.
-    Denied,
+    /// Denied; the [`Denial`] variant's name.
+    Denied(&'static str),
     /// Would have been denied; allowed for a break-glass member.
     BreakGlass,
 }
 
 impl Outcome {
+    /// The `reason` label: the [`Denial`] variant's name, the allow reason, or the refusal that
+    /// break glass overrode (in the decision's message).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Outcome::Allowed(reason) | Outcome::Denied(reason) => reason,
+            Outcome::BreakGlass => "BreakGlass",
+        }
+    }
+
     /// The metric label.
     pub fn label(self) -> &'static str {
         match self {
             Outcome::Allowed(_) => "allowed",
-            Outcome::Denied => "denied",
+            Outcome::Denied(_) => "denied",
             Outcome::BreakGlass => "break-glass",
         }
     }
@@ -278,6 +290,8 @@ pub struct Decision {
     pub verdict: Verdict,
     /// Why.
     pub outcome: Outcome,
+    /// The refusal, when denied (or allowed for break glass).
+    pub denial: Option<Denial>,
 }
 
 impl Decision {
@@ -289,17 +303,20 @@ impl Decision {
                 warnings: Vec::new(),
             },
             outcome: Outcome::Allowed(reason),
+            denial: None,
         }
     }
 
-    fn deny(message: String) -> Decision {
+    /// A refusal: its sentence for the API server, its variant for metrics and tests.
+    pub fn deny(denial: Denial) -> Decision {
         Decision {
             verdict: Verdict {
                 allowed: false,
-                message: Some(message),
+                message: Some(denial.to_string()),
                 warnings: Vec::new(),
             },
-            outcome: Outcome::Denied,
+            outcome: Outcome::Denied(denial.reason()),
+            denial: Some(denial),
         }
     }
 
@@ -353,6 +370,7 @@ pub fn decide_within(
                 warnings: vec![warning],
             },
             outcome: Outcome::BreakGlass,
+            denial: decision.denial,
         };
     }
     decision
@@ -442,11 +460,6 @@ fn managed_scale_target(
     facts.head_declaration(&target).map(|_| target)
 }
 
-/// The first seven characters of a commit, as people write it.
-fn short(commit: &str) -> &str {
-    commit.get(..7).unwrap_or(commit)
-}
-
 /// A value for a sentence: strings bare, others as JSON, absence as "absent"; long values are
 /// cut so the sentence stays readable.
 fn shown(value: Option<&Value>) -> String {
@@ -524,27 +537,29 @@ fn decide_scale(
     let declared = parent.object.pointer("/spec/replicas");
     match declared {
         Some(declared) => {
-            let equal = new_replicas.as_ref().is_some_and(|n| n.as_i64() == declared.as_i64());
+            let equal = new_replicas
+                .as_ref()
+                .is_some_and(|n| n.as_i64() == declared.as_i64());
             if equal {
                 Decision::allow("scale to Git's value")
             } else {
-                Decision::deny(format!(
-                    "{parent_key}: spec.replicas is {}, commit {} on {} says {} — change it in Git (kubectl scale is an out-of-band change)",
-                    shown(new_replicas.as_ref()),
-                    short(&parent.commit),
-                    parent.branch,
-                    shown(Some(declared))
-                ))
+                Decision::deny(Denial::ScaleOffGit {
+                    parent: parent_key,
+                    replicas: shown(new_replicas.as_ref()),
+                    commit: parent.commit.clone(),
+                    branch: parent.branch.clone(),
+                    declared: shown(Some(declared)),
+                })
             }
         }
-        None => Decision::deny(format!(
-            "{parent_key}: spec.replicas changed from {} to {} by {}, but Git (commit {} on {}) does not declare it; only controllers such as the HorizontalPodAutoscaler may change it — declare replicas in Git instead",
-            shown(old_replicas.as_ref()),
-            shown(new_replicas.as_ref()),
-            request.user_info.username,
-            short(&parent.commit),
-            parent.branch
-        )),
+        None => Decision::deny(Denial::ScaleOfUndeclaredReplicas {
+            parent: parent_key,
+            from: shown(old_replicas.as_ref()),
+            to: shown(new_replicas.as_ref()),
+            user: request.user_info.username.clone(),
+            commit: parent.commit.clone(),
+            branch: parent.branch.clone(),
+        }),
     }
 }
 
@@ -572,9 +587,10 @@ fn live_parent_declaration(
             return Err(Decision::allow("scale of an object that does not exist"))
         }
         Some(LiveParent::Unreadable(reason)) => {
-            return Err(Decision::deny(format!(
-                "cannot tell whether {target} is managed: {reason}; try again"
-            )))
+            return Err(Decision::deny(Denial::ScaleParentUnreadable {
+                target: target.to_string(),
+                reason: reason.clone(),
+            }))
         }
         Some(LiveParent::Found(parent)) => parent,
     };
@@ -594,9 +610,7 @@ fn live_parent_declaration(
         Ok(None) => Err(Decision::allow(
             "scale of an object no trusted branch head declares",
         )),
-        Err(reason) => Err(Decision::deny(format!(
-            "{key}: cannot tell whether the branch head declares spec.replicas ({reason}); try again, or change replicas in Git"
-        ))),
+        Err(reason) => Err(Decision::deny(Denial::ScaleHeadUnreadable { key, reason })),
     }
 }
 
@@ -644,24 +658,24 @@ fn decide_delete(
     match facts.refresh_head(repo, window) {
         Ok(Freshness::Fetched) => {
             match declared_at_head(&key, provenance.as_ref(), config, facts) {
-                Ok(Some(still)) => Decision::deny(still_declared(
-                    &key,
-                    &still.app,
-                    &still.commit,
-                    &still.branch,
-                    "fetched just now",
-                )),
+                Ok(Some(still)) => Decision::deny(Denial::StillDeclared {
+                    key,
+                    app: still.app,
+                    commit: still.commit,
+                    branch: still.branch,
+                    fetched: "fetched just now".to_owned(),
+                }),
                 Ok(None) => Decision::allow("prune: the branch head no longer declares it"),
                 Err(reason) => head_unknown(&key, &reason),
             }
         }
-        Ok(stale) => Decision::deny(still_declared(
-            &key,
-            &first.app,
-            &first.commit,
-            &first.branch,
-            &format!("as of the last fetch; {}", stale.clause()),
-        )),
+        Ok(stale) => Decision::deny(Denial::StillDeclared {
+            key,
+            app: first.app,
+            commit: first.commit,
+            branch: first.branch,
+            fetched: format!("as of the last fetch; {}", stale.clause()),
+        }),
         Err(error) => head_unknown(&key, &error.to_string()),
     }
 }
@@ -704,16 +718,10 @@ fn declared_at_head(
 }
 
 fn head_unknown(key: &ObjectKey, reason: &str) -> Decision {
-    Decision::deny(format!(
-        "{key}: cannot tell whether the branch head still declares it ({reason}); try again, or delete it by removing it from Git"
-    ))
-}
-
-fn still_declared(key: &ObjectKey, app: &str, commit: &str, branch: &str, fetched: &str) -> String {
-    format!(
-        "{key}: app {app} still declares it at commit {} (head of {branch}, {fetched}); delete it by removing it from Git and syncing",
-        short(commit)
-    )
+    Decision::deny(Denial::DeleteHeadUnreadable {
+        key: key.clone(),
+        reason: reason.to_owned(),
+    })
 }
 
 fn decide_write(
@@ -734,70 +742,64 @@ fn decide_write(
     let managed_old = old.is_some_and(is_managed);
     if !managed_new && !managed_old {
         if let Some(target) = managed_scale_target(new, &key, facts) {
-            return Decision::deny(format!(
-                "{key}: it scales {target}, which Git manages, but is not in Git itself; an autoscaler of a managed object is declared in Git next to it (otherwise the HPA controller would scale it on a person's behalf)"
-            ));
+            return Decision::deny(Denial::AutoscalerOfManagedObject { key, target });
         }
         let git_only = config.git_only_namespaces.contains(&key.namespace);
         if request.operation == Operation::Create && git_only {
-            return Decision::deny(format!(
-                "{key}: namespace {} is Git-only and this object carries no kubectl-gitops provenance; add it to Git and run kubectl gitops sync",
-                key.namespace
-            ));
+            return Decision::deny(Denial::GitOnlyNamespace { key });
         }
         return Decision::allow("unmanaged");
     }
     if !managed_new {
-        return Decision::deny(format!(
-            "{key}: removing the label {MANAGED_BY_LABEL}={MANAGED_BY} is refused; an object leaves GitOps by being removed from Git"
-        ));
+        return Decision::deny(Denial::Unmanaging { key });
     }
     let Some(claim) = Provenance::of(new) else {
-        return Decision::deny(format!(
-            "{key}: it is labelled {MANAGED_BY_LABEL}={MANAGED_BY} but lacks the repository, revision or path annotation or the app label; sync it with kubectl gitops sync"
-        ));
+        return Decision::deny(Denial::MissingProvenance { key });
     };
     let Some(repository) = config.repository(&claim.repo) else {
         let trusted: Vec<&str> = config.repositories.iter().map(|r| r.url.as_str()).collect();
-        return Decision::deny(format!(
-            "{key}: repository {} is not trusted by this webhook (trusted: {}); sync from a trusted repository",
-            claim.repo,
-            trusted.join(", ")
-        ));
+        return Decision::deny(Denial::UntrustedRepository {
+            key,
+            repo: claim.repo,
+            trusted: trusted.join(", "),
+        });
     };
     let branch = repository.branch.as_str();
     if claim.revision.len() != 40 || !claim.revision.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Decision::deny(format!(
-            "{key}: revision {:?} is not a full 40-hex commit; sync it with kubectl gitops sync",
-            claim.revision
-        ));
+        return Decision::deny(Denial::NotAFullCommit {
+            key,
+            revision: claim.revision,
+        });
     }
     match facts.locate(&claim.repo, &claim.revision, window) {
         Ok(CommitPlace::OnBranch) => {}
         Ok(CommitPlace::Unknown(freshness)) => {
-            return Decision::deny(format!(
-                "{key}: commit {} does not exist in {} ({}); push it to {branch} and sync",
-                short(&claim.revision),
-                claim.repo,
-                match freshness {
+            return Decision::deny(Denial::UnknownCommit {
+                key,
+                commit: claim.revision,
+                repo: claim.repo,
+                branch: branch.to_owned(),
+                fetched: match freshness {
                     Freshness::Fetched => "fetched just now, still unknown".to_owned(),
                     other => other.clause(),
-                }
-            ))
+                },
+            })
         }
         Ok(CommitPlace::NotOnBranch) => {
-            return Decision::deny(format!(
-                "{key}: commit {} of {} is not on branch {branch} (it exists only on another branch or a fork); merge it into {branch} and sync",
-                short(&claim.revision),
-                claim.repo
-            ))
+            return Decision::deny(Denial::NotOnBranch {
+                key,
+                commit: claim.revision,
+                repo: claim.repo,
+                branch: branch.to_owned(),
+            })
         }
         Err(error) => {
-            return Decision::deny(format!(
-                "{key}: cannot check commit {} of {}: {error}",
-                short(&claim.revision),
-                claim.repo
-            ))
+            return Decision::deny(Denial::CommitUncheckable {
+                key,
+                commit: claim.revision,
+                repo: claim.repo,
+                error: error.to_string(),
+            })
         }
     }
     let old_claim = old
@@ -810,13 +812,20 @@ fn decide_write(
         match facts.head(&claim.repo) {
             Ok(head) if head == claim.revision => {}
             Ok(head) => {
-                return Decision::deny(format!(
-                    "{key}: commit {} is not the head of {branch} ({}); this webhook accepts only the branch head — sync the head",
-                    short(&claim.revision),
-                    short(&head)
-                ))
+                return Decision::deny(Denial::NotTheHead {
+                    key,
+                    commit: claim.revision,
+                    head,
+                    branch: branch.to_owned(),
+                })
             }
-            Err(error) => return Decision::deny(format!("{key}: cannot read the head of {branch}: {error}")),
+            Err(error) => {
+                return Decision::deny(Denial::HeadUnreadable {
+                    key,
+                    branch: branch.to_owned(),
+                    error: error.to_string(),
+                })
+            }
         }
     }
     if let Some(old_claim) = &old_claim {
@@ -824,18 +833,20 @@ fn decide_write(
             match facts.is_ancestor(&claim.repo, &old_claim.revision, &claim.revision) {
                 Ok(true) => {}
                 Ok(false) => {
-                    return Decision::deny(format!(
-                        "{key}: commit {} is not a descendant of the object's current commit {}; revisions only move forward on {branch} — to roll back, git revert and sync the new commit",
-                        short(&claim.revision),
-                        short(&old_claim.revision)
-                    ))
+                    return Decision::deny(Denial::Rollback {
+                        key,
+                        commit: claim.revision,
+                        current: old_claim.revision.clone(),
+                        branch: branch.to_owned(),
+                    })
                 }
                 Err(error) => {
-                    return Decision::deny(format!(
-                        "{key}: cannot compare commits {} and {}: {error}",
-                        short(&old_claim.revision),
-                        short(&claim.revision)
-                    ))
+                    return Decision::deny(Denial::AncestryUncheckable {
+                        key,
+                        current: old_claim.revision.clone(),
+                        commit: claim.revision,
+                        error: error.to_string(),
+                    })
                 }
             }
         }
@@ -845,10 +856,10 @@ fn decide_write(
     match normalize_path(&claim.path) {
         Ok(path) if path == claim.path => {}
         _ => {
-            return Decision::deny(format!(
-                "{key}: path {:?} is not a normalised path of the repository; sync it with kubectl gitops sync",
-                claim.path
-            ))
+            return Decision::deny(Denial::PathNotNormal {
+                key,
+                path: claim.path,
+            })
         }
     }
     match facts.owners(&key).as_slice() {
@@ -857,17 +868,22 @@ fn decide_write(
                 .as_ref()
                 .is_some_and(|o| o.app == claim.app && o.path == claim.path);
             if request.operation == Operation::Create || !same_binding {
-                return Decision::deny(format!(
-                    "{key}: no app of gitops.yaml at the head of {branch} declares it, so Git binds it to no app (a folder app synced with --path cannot be verified, and an object the head no longer declares may not come back); list its folder as an app in gitops.yaml and sync"
-                ));
+                return Decision::deny(Denial::NoOwner {
+                    key,
+                    branch: branch.to_owned(),
+                });
             }
         }
         [owner] => {
             if owner.repo != claim.repo || owner.app != claim.app || owner.path != claim.path {
-                return Decision::deny(format!(
-                    "{key}: Git binds it to app {} (path {}) at the head of {branch}, not to app {} (path {}); sync app {}",
-                    owner.app, owner.path, claim.app, claim.path, owner.app
-                ));
+                return Decision::deny(Denial::WrongOwner {
+                    key,
+                    owner_app: owner.app.clone(),
+                    owner_path: owner.path.clone(),
+                    app: claim.app,
+                    path: claim.path,
+                    branch: branch.to_owned(),
+                });
             }
         }
         several => {
@@ -875,10 +891,11 @@ fn decide_write(
                 .iter()
                 .map(|o| format!("{} (path {})", o.app, o.path))
                 .collect();
-            return Decision::deny(format!(
-                "{key}: apps {} all declare it at the head of {branch}; Git must bind an object to one app — keep it in one of them",
-                apps.join(", ")
-            ));
+            return Decision::deny(Denial::SeveralOwners {
+                key,
+                apps: apps.join(", "),
+                branch: branch.to_owned(),
+            });
         }
     }
     let app_claim = AppClaim {
@@ -889,30 +906,44 @@ fn decide_write(
     let desired_set = match facts.render(&claim.repo, &claim.revision, &app_claim) {
         Ok(set) => set,
         Err(error) => {
-            return Decision::deny(format!(
-                "{key}: cannot render app {} at commit {} of {}: {error}",
-                claim.app,
-                short(&claim.revision),
-                claim.repo
-            ))
+            return Decision::deny(Denial::RenderFailed {
+                key,
+                app: claim.app,
+                commit: claim.revision,
+                repo: claim.repo,
+                error: error.to_string(),
+            })
         }
     };
     let Some(desired) = desired_set.objects.get(&key) else {
-        return Decision::deny(format!(
-            "{key}: app {} at commit {} does not declare this object, so its provenance does not apply to it (annotations copied from another object?); add it to Git and sync",
-            claim.app,
-            short(&claim.revision)
-        ));
+        return Decision::deny(Denial::NotDeclared {
+            key,
+            app: claim.app,
+            commit: claim.revision,
+        });
     };
+    // Rule 4 for field managers: a person's write may not give a manager other than
+    // kubectl-gitops a field Git declares (even at Git's value: a co-owner pins it). A write that
+    // only moves ownership (a sync taking over what people's tools own, before it applies Git's
+    // values) changes no value and needs nothing more.
+    let history = old.filter(|_| managed_old);
+    let co_owner = gained_foreign_ownership(new, history, desired, FIELD_MANAGER);
+    if history.is_some_and(|old| only_field_ownership_changed(old, new)) {
+        return match co_owner {
+            Some((manager, path)) => Decision::deny(Denial::CoOwnership { key, manager, path }),
+            None => Decision::allow("only field ownership changed"),
+        };
+    }
     // Rule 3. A list Git declares may not hold two entries with one merge key: the API server
     // only warns, and the later entry (a hand-added `DB_HOST`, say) is the one that takes effect.
     if let Some(duplicate) = duplicate_keys(desired, new).first() {
-        return Decision::deny(format!(
-            "{key}: {} holds {} entries with this key, commit {} on {branch} declares one — a second entry with the same key is an out-of-band change",
-            duplicate.path,
-            duplicate.duplicates.unwrap_or(2),
-            short(&claim.revision)
-        ));
+        return Decision::deny(Denial::DuplicateKey {
+            path: duplicate.path.clone(),
+            entries: duplicate.duplicates.unwrap_or(2),
+            commit: claim.revision,
+            branch: branch.to_owned(),
+            key,
+        });
     }
     let diffs = compare(desired, new);
     if let Some(first) = diffs.first() {
@@ -921,13 +952,15 @@ fn decide_write(
             2 => " (and 1 more field)".to_owned(),
             n => format!(" (and {} more fields)", n - 1),
         };
-        return Decision::deny(format!(
-            "{key}: {} is {}, commit {} on {branch} says {}{more} — change it in Git",
-            first.path,
-            shown_for(&key, &first.path, first.live.as_ref()),
-            short(&claim.revision),
-            shown_for(&key, &first.path, Some(&first.desired))
-        ));
+        return Decision::deny(Denial::FieldDiffers {
+            path: first.path.clone(),
+            live: shown_for(&key, &first.path, first.live.as_ref()),
+            commit: claim.revision,
+            branch: branch.to_owned(),
+            declared: shown_for(&key, &first.path, Some(&first.desired)),
+            more,
+            key,
+        });
     }
     let adopting = old.is_some() && !managed_old;
     // Rule 4.
@@ -964,14 +997,16 @@ fn decide_write(
                 1 => String::new(),
                 n => format!(" (and {} more)", n - 1),
             };
-            return Decision::deny(format!(
-                "{key}: {} changed from {} to {} by {}{more}, but Git (commit {} on {branch}) does not declare it; out-of-band changes such as kubectl edit, label, annotate, scale or rollout restart are refused — make the change in Git",
-                first.path,
-                shown_for(&key, &first.path, first.old.as_ref()),
-                shown_for(&key, &first.path, first.new.as_ref()),
-                request.user_info.username,
-                short(&claim.revision)
-            ));
+            return Decision::deny(Denial::UndeclaredChange {
+                path: first.path.clone(),
+                from: shown_for(&key, &first.path, first.old.as_ref()),
+                to: shown_for(&key, &first.path, first.new.as_ref()),
+                user: request.user_info.username.clone(),
+                more,
+                commit: claim.revision,
+                branch: branch.to_owned(),
+                key,
+            });
         }
     }
     // Rule 4 for what is new: a created object, an adopted one (its old fields were never
@@ -983,12 +1018,17 @@ fn decide_write(
             1 => String::new(),
             n => format!(" (and {} more)", n - 1),
         };
-        return Decision::deny(format!(
-            "{key}: {} is {}{more}, but Git (commit {} on {branch}) does not declare it and the API server did not set it; an object, container or entry a person writes holds only what Git declares — make the change in Git",
-            first.path,
-            shown_for(&key, &first.path, Some(&first.value)),
-            short(&claim.revision)
-        ));
+        return Decision::deny(Denial::UnexplainedField {
+            path: first.path.clone(),
+            value: shown_for(&key, &first.path, Some(&first.value)),
+            more,
+            commit: claim.revision,
+            branch: branch.to_owned(),
+            key,
+        });
+    }
+    if let Some((manager, path)) = co_owner {
+        return Decision::deny(Denial::CoOwnership { key, manager, path });
     }
     Decision::allow("matches Git")
 }

@@ -24,6 +24,7 @@
 pub mod config;
 pub mod decision;
 pub mod declared;
+pub mod denial;
 pub mod error;
 pub mod fields;
 pub mod index;

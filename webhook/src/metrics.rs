@@ -36,7 +36,7 @@ impl Metrics {
         let reviews = Family::<Labels, Counter>::default();
         registry.register(
             "reviews",
-            "Admission reviews by operation, kind and decision",
+            "Admission reviews by operation, kind, decision and reason (a denial's variant or an allow's reason)",
             reviews.clone(),
         );
         let decision_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
@@ -90,13 +90,15 @@ impl Metrics {
         }
     }
 
-    /// Counts one review and its latency.
-    pub fn review(&self, operation: &str, kind: &str, decision: &str, seconds: f64) {
+    /// Counts one review and its latency: its decision, and why (a denial's variant, an allow's
+    /// reason).
+    pub fn review(&self, operation: &str, kind: &str, decision: &str, reason: &str, seconds: f64) {
         self.reviews
             .get_or_create(&vec![
                 ("operation", operation.to_owned()),
                 ("kind", kind.to_owned()),
                 ("decision", decision.to_owned()),
+                ("reason", reason.to_owned()),
             ])
             .inc();
         self.decision_seconds.observe(seconds);

@@ -118,9 +118,9 @@ pub struct AdmissionRequest<O = Value> {
     /// [`read_new_object`]); its `metadata.managedFields` say who wrote which field.
     #[serde(default, deserialize_with = "O::read_new")]
     pub object: Option<O>,
-    /// The current object for UPDATE and DELETE, read without `status` and
-    /// `metadata.managedFields` (see [`read_object`]).
-    #[serde(default, deserialize_with = "O::read")]
+    /// The current object for UPDATE and DELETE, read like `object`: who owned which field
+    /// before tells what this write gives a field manager.
+    #[serde(default, deserialize_with = "O::read_new")]
     pub old_object: Option<O>,
     /// True for `--dry-run=server`.
     #[serde(default)]
@@ -201,15 +201,7 @@ impl RawObject<'_> {
         }
     }
 
-    /// The object read as a tree, as [`AdmissionRequest`] reads an old object.
-    fn parse(self) -> Result<Option<Value>, serde_json::Error> {
-        let mut reader = serde_json::Deserializer::from_str(self.0.get());
-        let object = read_object(&mut reader)?;
-        reader.end()?;
-        Ok(object)
-    }
-
-    /// The object read as a tree, as [`AdmissionRequest`] reads a new object.
+    /// The object read as a tree, as [`AdmissionRequest`] reads it.
     fn parse_new(self) -> Result<Option<Value>, serde_json::Error> {
         let mut reader = serde_json::Deserializer::from_str(self.0.get());
         let object = read_new_object(&mut reader)?;
@@ -229,8 +221,6 @@ impl AdmissionRequest<RawObject<'_>> {
 
     /// The request with its objects read as trees.
     pub fn parse_objects(self) -> Result<AdmissionRequest, serde_json::Error> {
-        let parse =
-            |raw: Option<RawObject<'_>>| raw.map(RawObject::parse).transpose().map(Option::flatten);
         let parse_new = |raw: Option<RawObject<'_>>| {
             raw.map(RawObject::parse_new)
                 .transpose()
@@ -238,7 +228,7 @@ impl AdmissionRequest<RawObject<'_>> {
         };
         Ok(AdmissionRequest {
             object: parse_new(self.object)?,
-            old_object: parse(self.old_object)?,
+            old_object: parse_new(self.old_object)?,
             uid: self.uid,
             kind: self.kind,
             resource: self.resource,
@@ -473,14 +463,7 @@ mod tests {
                 let mut expected = whole["request"][name].clone();
                 if let Some(object) = expected.as_object_mut() {
                     object.remove("status");
-                    // The new object keeps its managedFields: who wrote which field.
-                    if let Some(metadata) = object
-                        .get_mut("metadata")
-                        .and_then(Value::as_object_mut)
-                        .filter(|_| name == "oldObject")
-                    {
-                        metadata.remove("managedFields");
-                    }
+                    // Both keep their managedFields: who wrote which field.
                 }
                 let expected = (!expected.is_null()).then_some(expected);
                 assert_eq!(got, &expected, "{} {name}", path.display());

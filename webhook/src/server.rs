@@ -23,13 +23,14 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::decision::{
-    decide_from_peeks, decide_within, scale_parent_to_read, Decision, GitFacts, Outcome, Window,
+    decide_from_peeks, decide_within, scale_parent_to_read, Decision, Denial, GitFacts, Outcome,
+    Window,
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::parent::ParentReader;
 use crate::review::{
-    may_name_kubectl_gitops, response_bytes, AdmissionRequest, AdmissionReview, RawObject, Verdict,
+    may_name_kubectl_gitops, response_bytes, AdmissionRequest, AdmissionReview, RawObject,
 };
 use crate::store::GitStore;
 use crate::tls::{provider, server_config, ReloadingCert};
@@ -163,6 +164,7 @@ fn respond<O>(
         operation,
         &request.kind.kind,
         decision.outcome.label(),
+        decision.outcome.reason(),
         seconds,
     );
     // No span per request: with the deployed log level (info) an allowed review logs nothing,
@@ -186,7 +188,15 @@ fn respond<O>(
         };
     }
     match decision.outcome {
-        Outcome::Denied => review_event!(info, "denied", message = decision.message(), "review"),
+        Outcome::Denied(reason) => {
+            review_event!(
+                info,
+                "denied",
+                reason,
+                message = decision.message(),
+                "review"
+            )
+        }
         Outcome::BreakGlass => {
             review_event!(warn, "break-glass", message = decision.message(), "review")
         }
@@ -247,15 +257,8 @@ async fn within(window: Window, task: tokio::task::JoinHandle<Decision>) -> Deci
     }
 }
 
-fn denied(message: String) -> Decision {
-    Decision {
-        verdict: Verdict {
-            allowed: false,
-            message: Some(message),
-            warnings: Vec::new(),
-        },
-        outcome: Outcome::Denied,
-    }
+fn denied(reason: String) -> Decision {
+    Decision::deny(Denial::Undecided { reason })
 }
 
 /// Readiness: the mirrors are loaded and the TLS listener is bound.

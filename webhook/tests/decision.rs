@@ -7,7 +7,7 @@ mod common;
 use common::{copy_provenance, fixture, manifest_of, short, World};
 use gitops_shared::provenance::{MANAGED_BY_LABEL, REPO_ANNOTATION, REVISION_ANNOTATION};
 use gitops_webhook::decision::{
-    decide_within, scale_parent_to_read, AppClaim, Decision, GitFacts, LiveParent, Outcome,
+    decide_within, scale_parent_to_read, AppClaim, Decision, Denial, GitFacts, LiveParent, Outcome,
     ScaleParentRef, Window,
 };
 use gitops_webhook::review::AdmissionRequest;
@@ -30,8 +30,18 @@ fn denial(world: &World, review: &serde_json::Value) -> String {
         "expected a denial, got {:?}",
         decision.outcome
     );
-    assert_eq!(decision.outcome, Outcome::Denied);
+    let denial = decision.denial.as_ref().expect("a denial");
+    assert_eq!(decision.outcome, Outcome::Denied(denial.reason()));
+    assert_eq!(decision.message(), denial.to_string());
     decision.message().to_owned()
+}
+
+/// The variant of a denial.
+fn denied_as(world: &World, review: &serde_json::Value) -> Denial {
+    let decision = world.decide(review);
+    decision
+        .denial
+        .unwrap_or_else(|| panic!("expected a denial, got {:?}", decision.outcome))
 }
 
 // ---- allowed ----
@@ -460,6 +470,10 @@ fn a_claim_naming_another_app_than_git_binds_is_denied() {
     let annotations = &mut review["request"]["object"]["metadata"]["annotations"];
     annotations[REVISION_ANNOTATION] = json!(commit);
     annotations[gitops_shared::provenance::PATH_ANNOTATION] = json!("apps/web-dev");
+    assert!(matches!(
+        denied_as(&world, &review),
+        Denial::WrongOwner { owner_app, app, .. } if owner_app == "web" && app == "web-dev"
+    ));
     assert_eq!(
         denial(&world, &review),
         "Deployment/demo/web: Git binds it to app web (path apps/web) at the head of main, not to app web-dev (path apps/web-dev); sync app web"
@@ -804,7 +818,7 @@ fn kubectl_scale_of_a_folder_app_deployment_is_denied() {
     );
     let decision = decide_with(&world, &review, LiveParent::Found(parent));
     assert!(!decision.allowed());
-    assert_eq!(decision.outcome, Outcome::Denied);
+    assert_eq!(decision.outcome, Outcome::Denied("ScaleOffGit"));
     assert_eq!(
         decision.message(),
         format!(
@@ -836,7 +850,10 @@ fn undeclared_replicas_of_a_folder_app_may_change_only_by_controllers() {
             short(&head)
         )
     );
-    assert_eq!(decision.outcome, Outcome::Denied);
+    assert_eq!(
+        decision.outcome,
+        Outcome::Denied("ScaleOfUndeclaredReplicas")
+    );
     review["request"]["userInfo"] = json!({"username": HPA, "groups": ["system:serviceaccounts"]});
     let decision = decide_with(&world, &review, LiveParent::Found(parent));
     assert_eq!(decision.outcome, Outcome::Allowed("exempt identity"));
@@ -868,7 +885,7 @@ fn parent_that_cannot_be_read_is_denied_for_a_person_and_allowed_for_an_exempt_i
     let reason = "the API server answered 403 (deployments.apps \"web\" is forbidden: User \"system:serviceaccount:gitops-webhook:gitops-webhook\" cannot get resource \"deployments\" in API group \"apps\" in the namespace \"default\")";
     let mut review = alice_scales();
     let decision = decide_with(&world, &review, LiveParent::Unreadable(reason.into()));
-    assert_eq!(decision.outcome, Outcome::Denied);
+    assert_eq!(decision.outcome, Outcome::Denied("ScaleParentUnreadable"));
     assert_eq!(
         decision.message(),
         format!("cannot tell whether deployments/web in default is managed: {reason}; try again")
@@ -1047,6 +1064,10 @@ fn a_second_entry_with_a_declared_merge_key_is_denied() {
     let mut second = ports[0].clone();
     second["name"] = json!("evil");
     ports.push(second);
+    assert!(matches!(
+        denied_as(&world, &review),
+        Denial::DuplicateKey { entries: 2, .. }
+    ));
     let message = denial(&world, &review);
     assert!(
         message.starts_with("Deployment/demo/web: spec.template.spec.containers[name=web].ports[containerPort=80] holds 2 entries with this key"),
@@ -1081,5 +1102,68 @@ fn a_sync_removing_a_hand_made_label_is_allowed() {
     assert_eq!(
         assert_allowed(&world, &review),
         Outcome::Allowed("matches Git")
+    );
+}
+
+/// Issue 9, item 6: re-applying Git's own values under another field manager changes no value,
+/// but the co-owner would pin the fields against Git's next change: refused.
+#[test]
+fn a_co_owner_of_gits_fields_is_denied() {
+    let world = World::new();
+    let mut review = fixture("0021-UPDATE-Deployment-web.json");
+    world.sync(&mut review["request"]["oldObject"], &world.repo.c2);
+    world.sync(&mut review["request"]["object"], &world.repo.c2);
+    review["request"]["oldObject"] = review["request"]["object"].clone();
+    review["request"]["object"]["metadata"]["managedFields"]
+        .as_array_mut()
+        .unwrap()
+        .push(
+            json!({"manager": "pinner", "operation": "Apply", "apiVersion": "apps/v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {
+                "f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}}),
+        );
+    assert_eq!(
+        denied_as(&world, &review),
+        Denial::CoOwnership {
+            key: gitops_shared::object::ObjectKey {
+                group: "apps".into(),
+                kind: "Deployment".into(),
+                namespace: "demo".into(),
+                name: "web".into()
+            },
+            manager: "pinner".into(),
+            path: "spec.template.spec.containers[name=web].image".into(),
+        }
+    );
+}
+
+/// A sync's take-over of what people's tools own, before it applies Git's values: only
+/// managedFields change, on an object that still holds a hand-made value. It changes no value
+/// and gives no one but kubectl-gitops Git's fields: allowed.
+#[test]
+fn a_take_over_of_field_ownership_by_kubectl_gitops_is_allowed() {
+    let world = World::new();
+    let mut review = fixture("0021-UPDATE-Deployment-web.json");
+    world.sync(&mut review["request"]["oldObject"], &world.repo.c2);
+    // The image was changed by hand (kubectl set image).
+    review["request"]["oldObject"]["spec"]["template"]["spec"]["containers"][0]["image"] =
+        json!("nginx:9.9");
+    review["request"]["oldObject"]["metadata"]["managedFields"]
+        .as_array_mut()
+        .unwrap()
+        .push(
+            json!({"manager": "kubectl-set", "operation": "Update", "apiVersion": "apps/v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {
+                "f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}}),
+        );
+    let mut taken = review["request"]["oldObject"].clone();
+    taken["metadata"]["managedFields"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| e["manager"] != "kubectl-set");
+    review["request"]["object"] = taken;
+    assert_eq!(
+        assert_allowed(&world, &review),
+        Outcome::Allowed("only field ownership changed")
     );
 }

@@ -395,7 +395,7 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
     let (_, metrics) = get(admin, "/metrics").await.unwrap();
     let failed_gauge = format!("gitops_webhook_git_last_fetch_failed{{repo=\"{url}\"}} 1");
     assert!(metrics.contains(&failed_gauge), "{metrics}");
-    assert!(metrics.contains("gitops_webhook_reviews_total{operation=\"UPDATE\",kind=\"Deployment\",decision=\"denied\"} 2"), "{metrics}");
+    assert!(metrics.contains("gitops_webhook_reviews_total{operation=\"UPDATE\",kind=\"Deployment\",decision=\"denied\",reason=\"UnknownCommit\"} 2"), "{metrics}");
     assert!(
         metrics.contains("gitops_webhook_decision_seconds_count"),
         "{metrics}"

@@ -289,8 +289,20 @@ impl World {
     }
 }
 
-/// Copies provenance labels and annotations from `from` onto `object`.
+/// Copies provenance labels and annotations from `from` onto `object`, and gives what the
+/// captured server-side applies recorded under kubectl's default manager name (`kubectl`) to
+/// `kubectl-gitops`, as the plugin's apply would have.
 pub fn copy_provenance(object: &mut Value, from: &Value) {
+    if let Some(entries) = object
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    {
+        for entry in entries {
+            if entry["manager"] == "kubectl" && entry["operation"] == "Apply" {
+                entry["manager"] = json!("kubectl-gitops");
+            }
+        }
+    }
     let metadata = object["metadata"].as_object_mut().unwrap();
     let labels = metadata.entry("labels").or_insert_with(|| json!({}));
     for key in [MANAGED_BY_LABEL, APP_LABEL, APPLYSET_PART_OF_LABEL] {
