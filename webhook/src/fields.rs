@@ -440,6 +440,113 @@ fn human(at: &[Step<'_>]) -> String {
     out
 }
 
+/// True when `new` differs from `old` only in `metadata.managedFields` (and the bookkeeping the
+/// API server moves on every write): a write that changes who owns which field, not a value.
+pub fn only_field_ownership_changed(old: &Value, new: &Value) -> bool {
+    let strip = |object: &Value| {
+        let mut object = object.clone();
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            for key in ["managedFields", "resourceVersion", "generation"] {
+                metadata.remove(key);
+            }
+        }
+        if let Some(map) = object.as_object_mut() {
+            map.remove("status");
+        }
+        object
+    };
+    strip(old) == strip(new)
+}
+
+/// Field managers the API server itself names: `before-first-apply` holds what an object's
+/// first server-side apply found written by updates.
+const SERVER_MANAGERS: &[&str] = &["before-first-apply"];
+
+/// A field manager other than `own` (and not a status writer, nor the server's) that owns, in
+/// `new`, a field Git declares in `declared` and did not own it in `old`: a co-owner pins the
+/// field, so Git's next change to it conflicts and a field Git drops survives a sync. What a
+/// manager owned before this write is the history of the object, not this write's doing.
+pub fn gained_foreign_ownership(
+    new: &Value,
+    old: Option<&Value>,
+    declared: &Value,
+    own: &str,
+) -> Option<(String, String)> {
+    let entries = new.pointer("/metadata/managedFields")?.as_array()?;
+    let old_entries: Vec<&Value> = old
+        .and_then(|o| o.pointer("/metadata/managedFields"))
+        .and_then(Value::as_array)
+        .map(|entries| entries.iter().collect())
+        .unwrap_or_default();
+    let mut leaves = Vec::new();
+    declared_leaves(declared, &mut Vec::new(), &mut leaves, true);
+    for entry in entries {
+        let manager = entry
+            .get("manager")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if manager == own
+            || SERVER_MANAGERS.contains(&manager)
+            || entry.get("subresource").and_then(Value::as_str) == Some("status")
+        {
+            continue;
+        }
+        let Some(fields) = entry.get("fieldsV1") else {
+            continue;
+        };
+        let owned_before = |path: &[Step<'_>]| {
+            old_entries.iter().any(|o| {
+                o.get("manager").and_then(Value::as_str) == Some(manager)
+                    && o.get("fieldsV1").is_some_and(|f| owns(f, path))
+            })
+        };
+        if let Some(path) = leaves
+            .iter()
+            .find(|path| owns(fields, path) && !owned_before(path))
+        {
+            return Some((manager.to_owned(), human(path)));
+        }
+    }
+    None
+}
+
+/// The paths of the leaves Git declares: members, keyed entries by their identity, whole plain
+/// lists and scalars; never the object's identity or provenance.
+fn declared_leaves<'v>(
+    declared: &'v Value,
+    at: &mut Vec<Step<'v>>,
+    out: &mut Vec<Vec<Step<'v>>>,
+    top: bool,
+) {
+    match declared {
+        Value::Object(members) if !members.is_empty() => {
+            for (key, value) in members {
+                let skip = top && matches!(key.as_str(), "apiVersion" | "kind" | "status");
+                let identity = at.len() == 1
+                    && matches!(at.first(), Some(Step::Member("metadata")))
+                    && METADATA_BOOKKEEPING.contains(&key.as_str());
+                let provenance = at.len() == 2
+                    && matches!(at.get(1), Some(Step::Member("annotations")))
+                    && PROVENANCE_ANNOTATIONS.contains(&key.as_str());
+                if skip || identity || provenance {
+                    continue;
+                }
+                at.push(Step::Member(key));
+                declared_leaves(value, at, out, false);
+                at.pop();
+            }
+        }
+        Value::Array(items) if keyed(at, items) => {
+            for (index, item) in items.iter().enumerate() {
+                at.push(Step::Entry { index, item });
+                declared_leaves(item, at, out, false);
+                at.pop();
+            }
+        }
+        _ => out.push(at.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -591,112 +698,5 @@ mod tests {
             },
         ];
         assert!(owns(&fields, &at));
-    }
-}
-
-/// True when `new` differs from `old` only in `metadata.managedFields` (and the bookkeeping the
-/// API server moves on every write): a write that changes who owns which field, not a value.
-pub fn only_field_ownership_changed(old: &Value, new: &Value) -> bool {
-    let strip = |object: &Value| {
-        let mut object = object.clone();
-        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            for key in ["managedFields", "resourceVersion", "generation"] {
-                metadata.remove(key);
-            }
-        }
-        if let Some(map) = object.as_object_mut() {
-            map.remove("status");
-        }
-        object
-    };
-    strip(old) == strip(new)
-}
-
-/// Field managers the API server itself names: `before-first-apply` holds what an object's
-/// first server-side apply found written by updates.
-const SERVER_MANAGERS: &[&str] = &["before-first-apply"];
-
-/// A field manager other than `own` (and not a status writer, nor the server's) that owns, in
-/// `new`, a field Git declares in `declared` and did not own it in `old`: a co-owner pins the
-/// field, so Git's next change to it conflicts and a field Git drops survives a sync. What a
-/// manager owned before this write is the history of the object, not this write's doing.
-pub fn gained_foreign_ownership(
-    new: &Value,
-    old: Option<&Value>,
-    declared: &Value,
-    own: &str,
-) -> Option<(String, String)> {
-    let entries = new.pointer("/metadata/managedFields")?.as_array()?;
-    let old_entries: Vec<&Value> = old
-        .and_then(|o| o.pointer("/metadata/managedFields"))
-        .and_then(Value::as_array)
-        .map(|entries| entries.iter().collect())
-        .unwrap_or_default();
-    let mut leaves = Vec::new();
-    declared_leaves(declared, &mut Vec::new(), &mut leaves, true);
-    for entry in entries {
-        let manager = entry
-            .get("manager")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if manager == own
-            || SERVER_MANAGERS.contains(&manager)
-            || entry.get("subresource").and_then(Value::as_str) == Some("status")
-        {
-            continue;
-        }
-        let Some(fields) = entry.get("fieldsV1") else {
-            continue;
-        };
-        let owned_before = |path: &[Step<'_>]| {
-            old_entries.iter().any(|o| {
-                o.get("manager").and_then(Value::as_str) == Some(manager)
-                    && o.get("fieldsV1").is_some_and(|f| owns(f, path))
-            })
-        };
-        if let Some(path) = leaves
-            .iter()
-            .find(|path| owns(fields, path) && !owned_before(path))
-        {
-            return Some((manager.to_owned(), human(path)));
-        }
-    }
-    None
-}
-
-/// The paths of the leaves Git declares: members, keyed entries by their identity, whole plain
-/// lists and scalars; never the object's identity or provenance.
-fn declared_leaves<'v>(
-    declared: &'v Value,
-    at: &mut Vec<Step<'v>>,
-    out: &mut Vec<Vec<Step<'v>>>,
-    top: bool,
-) {
-    match declared {
-        Value::Object(members) if !members.is_empty() => {
-            for (key, value) in members {
-                let skip = top && matches!(key.as_str(), "apiVersion" | "kind" | "status");
-                let identity = at.len() == 1
-                    && matches!(at.first(), Some(Step::Member("metadata")))
-                    && METADATA_BOOKKEEPING.contains(&key.as_str());
-                let provenance = at.len() == 2
-                    && matches!(at.get(1), Some(Step::Member("annotations")))
-                    && PROVENANCE_ANNOTATIONS.contains(&key.as_str());
-                if skip || identity || provenance {
-                    continue;
-                }
-                at.push(Step::Member(key));
-                declared_leaves(value, at, out, false);
-                at.pop();
-            }
-        }
-        Value::Array(items) if keyed(at, items) => {
-            for (index, item) in items.iter().enumerate() {
-                at.push(Step::Entry { index, item });
-                declared_leaves(item, at, out, false);
-                at.pop();
-            }
-        }
-        _ => out.push(at.clone()),
     }
 }
