@@ -114,7 +114,8 @@ pub struct Users(pub HashMap<String, User>);
 
 impl Default for Users {
     /// `admin-token` → admin (system:masters); `alice-token` → alice (group developers, standing in
-    /// for RBAC `edit`); `controller-token` → the kube-system deployment controller;
+    /// for RBAC `edit`); `breakglass-token` → breakglass (group `gitops:break-glass`, with `edit`
+    /// like alice); `controller-token` → the kube-system deployment controller;
     /// `reader-token` → the gitops webhook's service account, which reads scale parents.
     fn default() -> Users {
         let mut users = HashMap::new();
@@ -136,6 +137,11 @@ impl Default for Users {
             "alice-token",
             "alice",
             &["developers", "system:authenticated"],
+        );
+        add(
+            "breakglass-token",
+            "breakglass",
+            &["gitops:break-glass", "system:authenticated"],
         );
         add(
             "controller-token",

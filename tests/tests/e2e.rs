@@ -2,7 +2,8 @@
 //! `GITOPS_E2E_KUBECONFIG` is set (each test in its own namespace, deleted afterwards), the test
 //! API server otherwise — with Git repositories made by the `git` program.
 
-use gitops_e2e::harness::{Cluster, GitDaemon, Repo};
+use base64::Engine as _;
+use gitops_e2e::harness::{serve_https, Ca, Cluster, DeleteOnDrop, GitDaemon, Repo};
 use serde_json::{json, Value};
 
 fn namespace_yaml(ns: &str) -> String {
@@ -524,9 +525,12 @@ fn remote_repository_over_git_daemon_and_dry_runs() {
     );
 }
 
-/// A validating webhook for the test: denies objects labelled `deny: "yes"`, records every review.
+/// A validating webhook for the test, over HTTPS on loopback (a real API server calls webhooks
+/// only over HTTPS): denies objects labelled `deny: "yes"`, records every review.
 struct DenyingWebhook {
     url: String,
+    /// The CA of its serving certificate (PEM), for `caBundle`.
+    ca_pem: String,
     reviews: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
     _runtime: tokio::runtime::Runtime,
 }
@@ -540,10 +544,6 @@ impl DenyingWebhook {
             .expect("runtime");
         let reviews = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = reviews.clone();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let app = axum::Router::new().route(
             "/validate",
             axum::routing::post(move |axum::Json(review): axum::Json<Value>| {
@@ -562,11 +562,11 @@ impl DenyingWebhook {
                 }
             }),
         );
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let ca = Ca::new("denying webhook CA");
+        let address = serve_https(&runtime, &ca.serving(&["127.0.0.1"]), app);
         DenyingWebhook {
-            url: format!("http://127.0.0.1:{port}/validate"),
+            url: format!("https://{address}/validate"),
+            ca_pem: ca.pem,
             reviews,
             _runtime: runtime,
         }
@@ -576,18 +576,24 @@ impl DenyingWebhook {
 #[test]
 fn sync_through_a_validating_webhook() {
     let cluster = Cluster::new("webhook");
-    if cluster.is_real() {
-        // A real API server cannot reach a plain-HTTP webhook on the test's loopback.
-        return;
-    }
     let ns = cluster.namespace.clone();
     let webhook = DenyingWebhook::start();
+    // Registered for the test's namespace only (a real cluster is shared), and deleted on drop.
+    let registration = DeleteOnDrop {
+        cluster: &cluster,
+        path: format!(
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/deny-{ns}"
+        ),
+    };
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&webhook.ca_pem);
     let configuration = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "deny"},
+        "metadata": {"name": format!("deny-{ns}")},
         "webhooks": [{"name": "deny.example.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
-            "clientConfig": {"url": webhook.url},
+            "clientConfig": {"url": webhook.url, "caBundle": ca_bundle},
             "rules": [{"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
                 "resources": ["configmaps"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
+                "operator": "In", "values": [ns]}]},
             "objectSelector": {"matchExpressions": [{"key": "app.kubernetes.io/managed-by", "operator": "Exists"}]}}]});
     let (code, body) = cluster.request(
         "POST",
@@ -598,7 +604,14 @@ fn sync_through_a_validating_webhook() {
     assert_eq!(code, 200, "{body}");
 
     let repo = Repo::init(&cluster.dir.path().join("repo"));
-    repo.write("app/namespace.yaml", &namespace_yaml(&ns));
+    // Labelled by name as a real API server labels every namespace (the selector's key).
+    repo.write(
+        "app/namespace.yaml",
+        &format!(
+            "{}  labels:\n    kubernetes.io/metadata.name: {ns}\n",
+            namespace_yaml(&ns)
+        ),
+    );
     repo.write("app/ok.yaml", &configmap_yaml("ok", &[("v", "1")]));
     repo.write(
         "app/denied.yaml",
@@ -642,7 +655,7 @@ fn sync_through_a_validating_webhook() {
     assert_eq!(ok["apiVersion"], captured["apiVersion"]);
     assert_eq!(request["operation"], "CREATE");
     assert_eq!(request["namespace"], json!(ns));
-    assert_eq!(request["userInfo"]["username"], "admin");
+    assert_eq!(request["userInfo"]["username"], json!(cluster.username()));
     assert_eq!(request["options"]["kind"], "CreateOptions");
     assert_eq!(request["options"]["fieldManager"], "kubectl-gitops");
     assert_eq!(request["dryRun"], false);
@@ -681,22 +694,19 @@ fn sync_through_a_validating_webhook() {
     assert_eq!(update["request"]["oldObject"]["data"]["v"], "1");
     assert!(reviews.iter().all(|r| r["request"]["name"] != "gitops-app"));
     assert_eq!(cluster.configmap("ok").expect("ok")["data"]["v"], "1");
+    drop(registration);
 }
 
 #[test]
 fn wait_stops_early_when_an_object_is_degraded() {
     let cluster = Cluster::new("wait");
-    if cluster.is_real() {
-        // A real controller decides the Deployment's status; this test plays the controller.
-        return;
-    }
     let ns = cluster.namespace.clone();
     let repo = Repo::init(&cluster.dir.path().join("repo"));
     repo.write("app/namespace.yaml", &namespace_yaml(&ns));
     repo.write("app/config.yaml", &configmap_yaml("config", &[("v", "1")]));
     repo.write(
         "app/web.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.invalid/web:1\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  progressDeadlineSeconds: 3\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.invalid/web:1\n",
     );
     repo.commit("a deployment");
     let spec = repo.spec();
@@ -726,18 +736,22 @@ fn wait_stops_early_when_an_object_is_degraded() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    // Let sync see it Progressing first, then act as the controller giving up.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let status = json!({"status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "unavailableReplicas": 1,
-        "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-            "message": "ReplicaSet \"web-5d4f\" has timed out progressing."}]}});
-    let (code, body) = cluster.request(
-        "PATCH",
-        &format!("{path}?fieldManager=kube-controller-manager"),
-        Some("application/merge-patch+json"),
-        &status,
-    );
-    assert_eq!(code, 200, "{body}");
+    // A real deployment controller gives up after progressDeadlineSeconds, since no Pod ever
+    // runs (no scheduler, no kubelet). On the test server the test plays that controller: it
+    // lets sync see the Deployment Progressing first, then gives up.
+    if !cluster.is_real() {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let status = json!({"status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "unavailableReplicas": 1,
+            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                "message": "ReplicaSet \"web-5d4f\" has timed out progressing."}]}});
+        let (code, body) = cluster.request(
+            "PATCH",
+            &format!("{path}?fieldManager=kube-controller-manager"),
+            Some("application/merge-patch+json"),
+            &status,
+        );
+        assert_eq!(code, 200, "{body}");
+    }
     let run = gitops_e2e::harness::Run::from(child.wait_with_output().expect("sync ends"));
     assert_eq!(run.code, 1, "{run}");
     assert!(started.elapsed().as_secs() < 30, "stopped early");
