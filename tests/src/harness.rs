@@ -110,19 +110,9 @@ impl Cluster {
         path.is_file().then_some(path)
     }
 
-    /// Who the API server says this cluster's kubeconfig is (a SelfSubjectReview).
+    /// Who the API server says this cluster's kubeconfig is (see [`username`]).
     pub fn username(&self) -> String {
-        let (code, body) = self.request(
-            "POST",
-            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-            Some("application/json"),
-            &serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
-        );
-        assert_eq!(code, 200, "{body:#}");
-        body["status"]["userInfo"]["username"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no username: {body:#}"))
-            .to_owned()
+        username(&self.runtime, &self.client)
     }
 
     /// Whether this runs against a real cluster.
@@ -138,26 +128,14 @@ impl Cluster {
         content_type: Option<&str>,
         body: &Value,
     ) -> (u16, Value) {
-        let mut builder = http::Request::builder().method(method).uri(path);
-        if let Some(content_type) = content_type {
-            builder = builder.header("content-type", content_type);
-        }
-        let bytes = if body.is_null() {
-            Vec::new()
-        } else {
-            serde_json::to_vec(body).expect("json")
-        };
-        let request = builder.body(bytes).expect("a request");
-        self.runtime.block_on(async {
-            match self.client.request::<Value>(request).await {
-                Ok(value) => (200, value),
-                Err(kube::Error::Api(status)) => (
-                    status.code,
-                    serde_json::to_value(&*status).unwrap_or_default(),
-                ),
-                Err(error) => panic!("{method} {path}: {error}"),
-            }
-        })
+        send(
+            &self.runtime,
+            &self.client,
+            method,
+            path,
+            content_type,
+            body,
+        )
     }
 
     /// GET an object; `None` on 404.
@@ -248,6 +226,55 @@ impl std::fmt::Display for Run {
             self.code, self.stdout, self.stderr
         )
     }
+}
+
+/// Sends a request with `client` on `runtime`: the status code and the JSON body (a Status on
+/// failure). Panics when no answer comes.
+pub fn send(
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let mut builder = http::Request::builder().method(method).uri(path);
+    if let Some(content_type) = content_type {
+        builder = builder.header("content-type", content_type);
+    }
+    let bytes = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(body).expect("json")
+    };
+    let request = builder.body(bytes).expect("a request");
+    runtime.block_on(async {
+        match client.request::<Value>(request).await {
+            Ok(value) => (200, value),
+            Err(kube::Error::Api(status)) => (
+                status.code,
+                serde_json::to_value(&*status).unwrap_or_default(),
+            ),
+            Err(error) => panic!("{method} {path}: {error}"),
+        }
+    })
+}
+
+/// Who the API server says `client`'s user is (a SelfSubjectReview).
+pub fn username(runtime: &tokio::runtime::Runtime, client: &kube::Client) -> String {
+    let (code, body) = send(
+        runtime,
+        client,
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        Some("application/json"),
+        &serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+    );
+    assert_eq!(code, 200, "{body:#}");
+    body["status"]["userInfo"]["username"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no username: {body:#}"))
+        .to_owned()
 }
 
 /// Which API server `cluster` is, in one line: what it is, its version (`gitVersion` of

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use gitops_e2e::harness::{
-    built_binary, serve_https, Ca, Cluster, DeleteOnDrop, GitDaemon, Repo, Run,
+    built_binary, send, serve_https, username, Ca, Cluster, DeleteOnDrop, GitDaemon, Repo, Run,
 };
 use gitops_test_support::address_in_log;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -315,7 +315,7 @@ enum Who {
 enum Identity {
     /// A kubeconfig of the person's own (the test server's token, or the real cluster's
     /// `editor.kubeconfig` and `breakglass.kubeconfig` beside the admin's).
-    Own(Kubeconfig, Option<PathBuf>),
+    Own(Box<Kubeconfig>, Option<PathBuf>),
     /// The admin's kubeconfig, impersonating a user (with groups), on a real cluster that has no
     /// kubeconfig for the person.
     Impersonated(String, Vec<String>),
@@ -344,13 +344,15 @@ impl Api {
         let own = |token: &str, bundle: &str| -> Option<Identity> {
             match &cluster.server {
                 Some(server) => Some(Identity::Own(
-                    Kubeconfig::from_yaml(&server.kubeconfig(token, &cluster.namespace))
-                        .expect("the test server's kubeconfig"),
+                    Box::new(
+                        Kubeconfig::from_yaml(&server.kubeconfig(token, &cluster.namespace))
+                            .expect("the test server's kubeconfig"),
+                    ),
                     None,
                 )),
                 None => cluster
                     .identity(bundle)
-                    .map(|path| Identity::Own(read(&path), Some(path))),
+                    .map(|path| Identity::Own(Box::new(read(&path)), Some(path))),
             }
         };
         let impersonated = |user: &str, groups: &[&str]| {
@@ -360,13 +362,13 @@ impl Api {
             )
         };
         let admin = Identity::Own(
-            match &cluster.server {
+            Box::new(match &cluster.server {
                 Some(server) => {
                     Kubeconfig::from_yaml(&server.kubeconfig("admin-token", &cluster.namespace))
                         .expect("the test server's kubeconfig")
                 }
                 None => read(&cluster.kubeconfig),
-            },
+            }),
             None,
         );
         let alice =
@@ -392,7 +394,7 @@ impl Api {
             let mut clients = Vec::new();
             for identity in [admin, alice, controller, breakglass] {
                 let (kubeconfig, impersonate) = match identity {
-                    Identity::Own(kubeconfig, _) => (kubeconfig, None),
+                    Identity::Own(kubeconfig, _) => (*kubeconfig, None),
                     Identity::Impersonated(user, groups) => {
                         (read(&cluster.kubeconfig), Some((user, groups)))
                     }
@@ -430,43 +432,13 @@ impl Api {
         content_type: Option<&str>,
         body: &Value,
     ) -> (u16, Value) {
-        let mut builder = http::Request::builder().method(method).uri(path);
-        if let Some(content_type) = content_type {
-            builder = builder.header("content-type", content_type);
-        }
-        let bytes = if body.is_null() {
-            Vec::new()
-        } else {
-            serde_json::to_vec(body).expect("json")
-        };
-        let request = builder.body(bytes).expect("a request");
-        let client = self.clients[who as usize].clone();
-        self.runtime.block_on(async {
-            match client.request::<Value>(request).await {
-                Ok(value) => (200, value),
-                Err(kube::Error::Api(status)) => (
-                    status.code,
-                    serde_json::to_value(&*status).unwrap_or_default(),
-                ),
-                Err(error) => panic!("{who:?} {method} {path}: {error}"),
-            }
-        })
+        let client = &self.clients[who as usize];
+        send(&self.runtime, client, method, path, content_type, body)
     }
 
-    /// Who the API server says `who` is (SelfSubjectReview).
+    /// Who the API server says `who` is.
     fn username(&self, who: Who) -> String {
-        let (code, body) = self.request(
-            who,
-            "POST",
-            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-            Some("application/json"),
-            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
-        );
-        assert_eq!(code, 200, "{body:#}");
-        body["status"]["userInfo"]["username"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no username: {body:#}"))
-            .to_owned()
+        username(&self.runtime, &self.clients[who as usize])
     }
 
     fn merge_patch(&self, who: Who, path: &str, patch: Value) -> (u16, Value) {
