@@ -3,7 +3,9 @@
 //! API server otherwise — with Git repositories made by the `git` program.
 
 use base64::Engine as _;
-use gitops_e2e::harness::{serve_https, Ca, Cluster, DeleteOnDrop, GitDaemon, Repo};
+use gitops_e2e::harness::{
+    api_server_line, serve_https, Ca, Cluster, DeleteOnDrop, GitDaemon, Repo,
+};
 use serde_json::{json, Value};
 
 fn namespace_yaml(ns: &str) -> String {
@@ -1027,4 +1029,18 @@ fn a_cluster_scoped_kind_from_another_app_must_be_declared_in_git() {
         None,
         &Value::Null,
     );
+}
+
+/// Every suite names the API server it runs against: its version is read from `/version`.
+#[test]
+fn the_api_server_line_names_a_version() {
+    let cluster = Cluster::new("version");
+    let line = api_server_line(&cluster);
+    let version = line
+        .split_whitespace()
+        .find(|word| word.starts_with('v') && word[1..].starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no version in {line:?}"));
+    assert!(version.contains('.'), "{line}");
+    let real = line.starts_with("kube-apiserver ");
+    assert_eq!(real, cluster.is_real(), "{line}");
 }
