@@ -115,6 +115,66 @@ impl Cluster {
         username(&self.runtime, &self.client)
     }
 
+    /// Who the API server says the user of `kubeconfig` is.
+    pub fn username_of(&self, kubeconfig: &Path) -> String {
+        let client = self.runtime.block_on(async {
+            let file = Kubeconfig::read_from(kubeconfig).expect("a readable kubeconfig");
+            let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                .await
+                .expect("a usable kubeconfig");
+            kube::Client::try_from(config).expect("a client")
+        });
+        username(&self.runtime, &client)
+    }
+
+    /// A kubeconfig file for a person: on the test API server its `token`; on a real cluster the
+    /// bundle's `<bundle>.kubeconfig` ([`Cluster::identity`]), else the admin's impersonating
+    /// `fallback` (a cluster given by `GITOPS_E2E_KUBECONFIG` with no such file).
+    pub fn person(&self, token: &str, bundle: &str, fallback: &str) -> PathBuf {
+        if self.server.is_some() {
+            return self.with_token(token);
+        }
+        if let Some(path) = self.identity(bundle) {
+            return path;
+        }
+        self.rewritten_kubeconfig(&format!("as-{fallback}"), |user| {
+            user.insert("as".into(), fallback.into());
+        })
+    }
+
+    /// A kubeconfig for this cluster's server whose only credential is the bearer `token`.
+    pub fn with_token(&self, token: &str) -> PathBuf {
+        if let Some(server) = &self.server {
+            let path = self.dir.path().join(format!("token-{token}.kubeconfig"));
+            std::fs::write(&path, server.kubeconfig(token, "default")).expect("write kubeconfig");
+            return path;
+        }
+        self.rewritten_kubeconfig(&format!("token-{token}"), |user| {
+            user.clear();
+            user.insert("token".into(), token.into());
+        })
+    }
+
+    /// The cluster's kubeconfig with every user entry changed by `change`, written to the test's
+    /// folder as `<name>.kubeconfig`.
+    fn rewritten_kubeconfig(
+        &self,
+        name: &str,
+        change: impl Fn(&mut serde_yaml::Mapping),
+    ) -> PathBuf {
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("a readable kubeconfig");
+        let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
+        for entry in config["users"].as_sequence_mut().into_iter().flatten() {
+            if let Some(user) = entry["user"].as_mapping_mut() {
+                change(user);
+            }
+        }
+        let path = self.dir.path().join(format!("{name}.kubeconfig"));
+        std::fs::write(&path, serde_yaml::to_string(&config).expect("YAML"))
+            .expect("write kubeconfig");
+        path
+    }
+
     /// Whether this runs against a real cluster.
     pub fn is_real(&self) -> bool {
         self.server.is_none()
@@ -401,4 +461,103 @@ pub fn serve_https(
         }
     });
     address
+}
+
+/// An HTTPS proxy in front of a cluster's API that records every request, so a test can count
+/// what the binary sent (e.g. "a no-op resync sends no PATCH") on a real API server as on the
+/// test one. It forwards with the cluster's own kubeconfig (the admin), so the binary is given a
+/// kubeconfig naming the proxy and no credentials ([`Recorder::kubeconfig`]).
+pub struct Recorder {
+    /// A kubeconfig for the proxy.
+    pub kubeconfig: PathBuf,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Recorder {
+    /// Every request so far: (method, path and query).
+    pub fn all(&self) -> Vec<(String, String)> {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many requests of `method` were sent.
+    pub fn count(&self, method: &str) -> usize {
+        self.all().iter().filter(|(m, _)| m == method).count()
+    }
+
+    /// Forgets what was recorded.
+    pub fn clear(&self) {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl Cluster {
+    /// A [`Recorder`] in front of this cluster.
+    pub fn recorder(&self) -> Recorder {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = runtime.block_on(async {
+            let file = Kubeconfig::read_from(&self.kubeconfig).expect("a readable kubeconfig");
+            let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                .await
+                .expect("a usable kubeconfig");
+            kube::Client::try_from(config).expect("a client")
+        });
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let forward = move |request: axum::extract::Request| {
+            let (client, seen) = (client.clone(), seen.clone());
+            async move {
+                let target = request
+                    .uri()
+                    .path_and_query()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                seen.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((request.method().to_string(), target));
+                let (mut parts, body) = request.into_parts();
+                parts.headers.remove(http::header::HOST);
+                parts.headers.remove(http::header::AUTHORIZATION);
+                let bytes = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .map_err(|_| http::StatusCode::BAD_REQUEST)?;
+                let request = http::Request::from_parts(parts, kube::client::Body::from(bytes));
+                let response = client
+                    .send(request)
+                    .await
+                    .map_err(|_| http::StatusCode::BAD_GATEWAY)?;
+                Ok::<_, http::StatusCode>(response.map(axum::body::Body::new))
+            }
+        };
+        let ca = Ca::new("recording proxy CA");
+        let address = serve_https(
+            &runtime,
+            &ca.serving(&["127.0.0.1"]),
+            axum::Router::new().fallback(forward),
+        );
+        let kubeconfig = self.dir.path().join("recorder.kubeconfig");
+        let ca_data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &ca.pem);
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: recorder\n  cluster:\n    server: https://{address}\n    certificate-authority-data: {ca_data}\ncontexts:\n- name: recorder\n  context:\n    cluster: recorder\n    user: nobody\n    namespace: default\ncurrent-context: recorder\nusers:\n- name: nobody\n  user: {{}}\n"
+            ),
+        )
+        .expect("write the recorder's kubeconfig");
+        Recorder {
+            kubeconfig,
+            requests,
+            _runtime: runtime,
+        }
+    }
 }
