@@ -463,18 +463,21 @@ pub fn serve_https(
     address
 }
 
-/// An HTTPS proxy in front of a cluster's API that records every request, so a test can count
-/// what the binary sent (e.g. "a no-op resync sends no PATCH") on a real API server as on the
-/// test one. It forwards with the cluster's own kubeconfig (the admin), so the binary is given a
-/// kubeconfig naming the proxy and no credentials ([`Recorder::kubeconfig`]).
-pub struct Recorder {
+/// An HTTPS proxy in front of a cluster's API that forwards every request with the credentials of
+/// an upstream kubeconfig and records it, so a test can count what the binary sent (e.g. "a
+/// no-op resync sends no PATCH") on a real API server as on the test one; its client is given a
+/// kubeconfig naming the proxy and a token the proxy drops ([`Front::kubeconfig`]; a kubeconfig
+/// without credentials makes `kubectl` prompt for a password). It also gives the
+/// `kubectl` program HTTPS to the test API server, which speaks plain HTTP only (client-go sends
+/// no bearer token over plain HTTP).
+pub struct Front {
     /// A kubeconfig for the proxy.
     pub kubeconfig: PathBuf,
     requests: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
-impl Recorder {
+impl Front {
     /// Every request so far: (method, path and query).
     pub fn all(&self) -> Vec<(String, String)> {
         self.requests
@@ -498,15 +501,23 @@ impl Recorder {
 }
 
 impl Cluster {
-    /// A [`Recorder`] in front of this cluster.
-    pub fn recorder(&self) -> Recorder {
+    /// A [`Front`] forwarding as this cluster's admin.
+    pub fn recorder(&self) -> Front {
+        self.front(&self.kubeconfig)
+    }
+
+    /// A [`Front`] forwarding with the credentials of `upstream`, a kubeconfig of this cluster.
+    pub fn front(&self, upstream: &Path) -> Front {
+        // The test server answers aggregated discovery with Content-Type application/json, which
+        // client-go reads as legacy discovery (and then finds no resources): ask it for legacy.
+        let legacy_discovery = self.server.is_some();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
         let client = runtime.block_on(async {
-            let file = Kubeconfig::read_from(&self.kubeconfig).expect("a readable kubeconfig");
+            let file = Kubeconfig::read_from(upstream).expect("a readable kubeconfig");
             let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
                 .await
                 .expect("a usable kubeconfig");
@@ -528,6 +539,12 @@ impl Cluster {
                 let (mut parts, body) = request.into_parts();
                 parts.headers.remove(http::header::HOST);
                 parts.headers.remove(http::header::AUTHORIZATION);
+                if legacy_discovery && matches!(parts.uri.path(), "/api" | "/apis") {
+                    parts.headers.insert(
+                        http::header::ACCEPT,
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                }
                 let bytes = axum::body::to_bytes(body, usize::MAX)
                     .await
                     .map_err(|_| http::StatusCode::BAD_REQUEST)?;
@@ -539,22 +556,25 @@ impl Cluster {
                 Ok::<_, http::StatusCode>(response.map(axum::body::Body::new))
             }
         };
-        let ca = Ca::new("recording proxy CA");
+        let ca = Ca::new("API front CA");
         let address = serve_https(
             &runtime,
             &ca.serving(&["127.0.0.1"]),
             axum::Router::new().fallback(forward),
         );
-        let kubeconfig = self.dir.path().join("recorder.kubeconfig");
+        let kubeconfig = self.dir.path().join(format!(
+            "front-{}.kubeconfig",
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
         let ca_data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &ca.pem);
         std::fs::write(
             &kubeconfig,
             format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: recorder\n  cluster:\n    server: https://{address}\n    certificate-authority-data: {ca_data}\ncontexts:\n- name: recorder\n  context:\n    cluster: recorder\n    user: nobody\n    namespace: default\ncurrent-context: recorder\nusers:\n- name: nobody\n  user: {{}}\n"
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: recorder\n  cluster:\n    server: https://{address}\n    certificate-authority-data: {ca_data}\ncontexts:\n- name: recorder\n  context:\n    cluster: recorder\n    user: nobody\n    namespace: default\ncurrent-context: recorder\nusers:\n- name: nobody\n  user:\n    token: dropped-by-the-front\n"
             ),
         )
-        .expect("write the recorder's kubeconfig");
-        Recorder {
+        .expect("write the front's kubeconfig");
+        Front {
             kubeconfig,
             requests,
             _runtime: runtime,

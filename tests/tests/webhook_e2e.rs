@@ -28,11 +28,15 @@
 //! and with `GITOPS_E2E_KUBECONFIG` on a real cluster.
 //!
 //! Where it runs: against the test API server of this crate by default (tokens `admin-token`,
-//! `alice-token`, `controller-token`), or unchanged against a real cluster when
-//! `GITOPS_E2E_KUBECONFIG` names its kubeconfig (its user must be allowed to create namespaces,
-//! RoleBindings and ValidatingWebhookConfigurations and to impersonate: alice then is the
-//! impersonated user `gitops-e2e-alice`, given the `edit` ClusterRole in the test namespace, and
-//! the controller is the impersonated `system:serviceaccount:kube-system:deployment-controller`).
+//! `alice-token`, `breakglass-token`, `controller-token`), or unchanged against a real cluster
+//! when `GITOPS_E2E_KUBECONFIG` names its kubeconfig (its user must be allowed to create
+//! namespaces, RoleBindings and ValidatingWebhookConfigurations). There alice is the bundle's
+//! `editor` (`editor.kubeconfig` beside the admin's, as `../shared/kube/start` writes it) and the
+//! break-glass member its `breakglass`, both given the `edit` ClusterRole in the test namespace;
+//! without those files the admin impersonates `gitops-e2e-alice` and `gitops-e2e-breakglass`
+//! (group `gitops:break-glass`). The controller is the impersonated
+//! `system:serviceaccount:kube-system:deployment-controller`. The webhook listens on port 0 and
+//! the test reads its addresses from its log.
 //! A real API server must reach the webhook, which runs on this machine: set
 //! `GITOPS_E2E_WEBHOOK_HOST` to an address of this machine the API server can reach (for kind on
 //! Linux, the Docker bridge gateway such as `172.18.0.1`); the webhook listens there and the
@@ -51,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use gitops_e2e::harness::{
-    built_binary, send, serve_https, username, Ca, Cluster, DeleteOnDrop, GitDaemon, Repo, Run,
+    built_binary, send, username, Ca, Cluster, DeleteOnDrop, GitDaemon, Repo, Run,
 };
 use gitops_test_support::address_in_log;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -83,74 +87,6 @@ fn admin_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((code, body))
-}
-
-/// HTTPS in front of the test API server, for the `kubectl` program: client-go sends no bearer
-/// token over plain HTTP, and the test server speaks only that. Each request is forwarded over a
-/// new connection to the test server, as it is except for the discovery Accept header (below).
-struct TlsFront {
-    /// `https://127.0.0.1:<port>`.
-    url: String,
-    ca_pem: String,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl TlsFront {
-    fn start(backend: &str) -> TlsFront {
-        let backend: SocketAddr = backend
-            .trim_start_matches("http://")
-            .parse()
-            .expect("the test server's address");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let forward = move |mut request: axum::extract::Request| async move {
-            // The test server answers aggregated discovery with Content-Type application/json,
-            // which client-go reads as legacy discovery (and then finds no resources): ask for
-            // legacy discovery instead.
-            if matches!(request.uri().path(), "/api" | "/apis") {
-                request.headers_mut().insert(
-                    http::header::ACCEPT,
-                    http::HeaderValue::from_static("application/json"),
-                );
-            }
-            let tcp = tokio::net::TcpStream::connect(backend)
-                .await
-                .map_err(|_| http::StatusCode::BAD_GATEWAY)?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                    .await
-                    .map_err(|_| http::StatusCode::BAD_GATEWAY)?;
-            tokio::spawn(connection);
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|_| http::StatusCode::BAD_GATEWAY)?;
-            Ok::<_, http::StatusCode>(response.map(axum::body::Body::new))
-        };
-        let ca = Ca::new("test API server front CA");
-        let address = serve_https(
-            &runtime,
-            &ca.serving(&["127.0.0.1"]),
-            axum::Router::new().fallback(forward),
-        );
-        TlsFront {
-            url: format!("https://{address}"),
-            ca_pem: ca.pem,
-            _runtime: runtime,
-        }
-    }
-
-    /// A kubeconfig for this front with `token`.
-    fn kubeconfig(&self, token: &str, namespace: &str) -> String {
-        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: {namespace}\ncurrent-context: test\nusers:\n- name: test\n  user:\n    token: {token}\n",
-            self.url
-        )
-    }
 }
 
 /// The real `gitops-webhook` process with an rcgen CA and serving certificate, killed on drop.
@@ -447,7 +383,7 @@ impl Api {
 
     /// `kubectl` as alice, when the program is installed: on a real cluster with her own
     /// kubeconfig (else by impersonation), on the test server with her token through a
-    /// [`TlsFront`].
+    /// [`gitops_e2e::harness::Front`].
     fn kubectl_as_alice(&self, cluster: &Cluster, args: &[&str]) -> Option<Run> {
         let found = Command::new("kubectl")
             .args(["version", "--client"])
@@ -465,12 +401,9 @@ impl Api {
             .env("HOME", cluster.dir.path())
             .args(["-n", &cluster.namespace]);
         let _front = match (&cluster.server, &self.alice_kubeconfig) {
-            (Some(server), _) => {
-                let front = TlsFront::start(&server.url());
-                let path = cluster.dir.path().join("alice-kubeconfig");
-                std::fs::write(&path, front.kubeconfig("alice-token", &cluster.namespace))
-                    .expect("write alice's kubeconfig");
-                command.arg("--kubeconfig").arg(path);
+            (Some(_), _) => {
+                let front = cluster.front(&cluster.with_token("alice-token"));
+                command.arg("--kubeconfig").arg(&front.kubeconfig);
                 Some(front)
             }
             (None, Some(path)) => {
