@@ -15,6 +15,7 @@
 //!   ([`RequestLog`]) without etcd's latency in the numbers;
 //! - checks of its own fidelity against captures of the real server (the Scale AdmissionReview
 //!   of `webhook_e2e` against fixture 0076; the unit tests below).
+//!
 //! What the real server shows and this one does not (RBAC: an `edit` user cannot list
 //! namespaces; controllers; defaulting) is tested on the real server only; code for it is not
 //! added here. The files: `routing.rs` (method and path to handler, answer shapes), `auth.rs`
