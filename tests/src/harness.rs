@@ -73,14 +73,7 @@ impl Cluster {
             .enable_all()
             .build()
             .expect("a runtime");
-        let (client, url) = runtime.block_on(async {
-            let file = Kubeconfig::read_from(&kubeconfig).expect("a readable kubeconfig");
-            let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-                .await
-                .expect("a usable kubeconfig");
-            let url = config.cluster_url.to_string();
-            (kube::Client::try_from(config).expect("a client"), url)
-        });
+        let (client, url) = client_of(&runtime, &kubeconfig);
         let cluster = Cluster {
             server,
             kubeconfig,
@@ -117,13 +110,7 @@ impl Cluster {
 
     /// Who the API server says the user of `kubeconfig` is.
     pub fn username_of(&self, kubeconfig: &Path) -> String {
-        let client = self.runtime.block_on(async {
-            let file = Kubeconfig::read_from(kubeconfig).expect("a readable kubeconfig");
-            let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-                .await
-                .expect("a usable kubeconfig");
-            kube::Client::try_from(config).expect("a client")
-        });
+        let (client, _) = client_of(&self.runtime, kubeconfig);
         username(&self.runtime, &client)
     }
 
@@ -286,6 +273,18 @@ impl std::fmt::Display for Run {
             self.code, self.stdout, self.stderr
         )
     }
+}
+
+/// A client of the API that `kubeconfig` names, made on `runtime`, and the server's URL.
+pub fn client_of(runtime: &tokio::runtime::Runtime, kubeconfig: &Path) -> (kube::Client, String) {
+    runtime.block_on(async {
+        let file = Kubeconfig::read_from(kubeconfig).expect("a readable kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+            .await
+            .expect("a usable kubeconfig");
+        let url = config.cluster_url.to_string();
+        (kube::Client::try_from(config).expect("a client"), url)
+    })
 }
 
 /// Sends a request with `client` on `runtime`: the status code and the JSON body (a Status on
@@ -516,13 +515,7 @@ impl Cluster {
             .enable_all()
             .build()
             .expect("runtime");
-        let client = runtime.block_on(async {
-            let file = Kubeconfig::read_from(upstream).expect("a readable kubeconfig");
-            let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-                .await
-                .expect("a usable kubeconfig");
-            kube::Client::try_from(config).expect("a client")
-        });
+        let (client, _) = client_of(&runtime, upstream);
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = requests.clone();
         let forward = move |request: axum::extract::Request| {
