@@ -507,9 +507,6 @@ impl Cluster {
 
     /// A [`Front`] forwarding with the credentials of `upstream`, a kubeconfig of this cluster.
     pub fn front(&self, upstream: &Path) -> Front {
-        // The test server answers aggregated discovery with Content-Type application/json, which
-        // client-go reads as legacy discovery (and then finds no resources): ask it for legacy.
-        let legacy_discovery = self.server.is_some();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -532,12 +529,6 @@ impl Cluster {
                 let (mut parts, body) = request.into_parts();
                 parts.headers.remove(http::header::HOST);
                 parts.headers.remove(http::header::AUTHORIZATION);
-                if legacy_discovery && matches!(parts.uri.path(), "/api" | "/apis") {
-                    parts.headers.insert(
-                        http::header::ACCEPT,
-                        http::HeaderValue::from_static("application/json"),
-                    );
-                }
                 let bytes = axum::body::to_bytes(body, usize::MAX)
                     .await
                     .map_err(|_| http::StatusCode::BAD_REQUEST)?;
