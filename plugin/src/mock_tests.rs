@@ -3,8 +3,8 @@
 //! documents, and records method, path, query, headers and body for the assertions.
 
 use std::path::Path;
-use std::process::Command;
 
+use gitops_test_support::git;
 use http::{Request, Response};
 use kube::client::Body;
 use kube::Client;
@@ -98,16 +98,6 @@ fn discovery(seen: &Seen) -> Option<(u16, Value)> {
         ("GET", "/apis") => Some((200, fixture("apis.aggregated-v2.json"))),
         _ => None,
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(output.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 /// A repository with a folder app: a Namespace and a ConfigMap.

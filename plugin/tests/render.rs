@@ -166,59 +166,30 @@ fn remote_repositories_are_mirrored_over_git_daemon() {
     let repo = TestRepo::new();
     repo.write("apps/web/cm.yaml", &CM.replace("LEVEL", "served"));
     let head = repo.commit("served");
-    let port = common::free_port();
     let base = repo.path().parent().expect("parent").to_owned();
-    // Run git-daemon itself, not `git daemon`, so that killing it stops the server.
-    let exec_path = std::process::Command::new("git")
-        .arg("--exec-path")
-        .output()
-        .expect("git --exec-path");
-    let exec_path = String::from_utf8_lossy(&exec_path.stdout).trim().to_owned();
-    let mut daemon = std::process::Command::new(format!("{exec_path}/git-daemon"))
-        .args([
-            "--reuseaddr",
-            "--export-all",
-            "--listen=127.0.0.1",
-            &format!("--port={port}"),
-            &format!("--base-path={}", base.display()),
-        ])
-        .arg(&base)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("git daemon");
+    let daemon = gitops_test_support::GitDaemon::start(&base);
     let repo_name = repo
         .path()
         .file_name()
         .expect("name")
         .to_string_lossy()
         .into_owned();
-    let url = format!("git://127.0.0.1:{port}/{repo_name}");
+    let url = daemon.url(&repo_name);
     let cache = tempfile::tempdir().expect("cache");
-    let mut out = None;
-    // git daemon takes a moment to listen.
-    for _ in 0..50 {
-        let attempt = run_in(
-            cache.path(),
-            &[
-                "render",
-                "--repo",
-                &url,
-                "--path",
-                "apps/web",
-                "--cache-dir",
-                &cache.path().display().to_string(),
-            ],
-        );
-        if attempt.status.success() {
-            out = Some(attempt);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-    let out = out.expect("render over git://");
+    let out = run_in(
+        cache.path(),
+        &[
+            "render",
+            "--repo",
+            &url,
+            "--path",
+            "apps/web",
+            "--cache-dir",
+            &cache.path().display().to_string(),
+        ],
+    );
+    drop(daemon);
+    assert!(out.status.success(), "{}", stderr(&out));
     let objects = documents(&stdout(&out));
     assert_eq!(objects[0]["data"]["level"], "served");
     assert_eq!(annotation(&objects[0], "kubectl-gitops.io/repo"), url);

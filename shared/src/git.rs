@@ -451,27 +451,7 @@ mod tests {
     fn git_repo() -> (tempfile::TempDir, impl Fn(&[&str]) -> String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_owned();
-        let git = move |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .args([
-                    "-c",
-                    "user.name=t",
-                    "-c",
-                    "user.email=t@example.com",
-                    "-c",
-                    "commit.gpgsign=false",
-                ])
-                .args(args)
-                .current_dir(&path)
-                .output()
-                .expect("git");
-            assert!(
-                out.status.success(),
-                "git {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        };
+        let git = move |args: &[&str]| gitops_test_support::git(&path, args);
         git(&["init", "-q", "-b", "main"]);
         (dir, git)
     }

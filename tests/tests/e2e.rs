@@ -2,7 +2,10 @@
 //! `GITOPS_E2E_KUBECONFIG` is set (each test in its own namespace, deleted afterwards), the test
 //! API server otherwise — with Git repositories made by the `git` program.
 
-use gitops_e2e::harness::{Cluster, GitDaemon, Repo};
+use base64::Engine as _;
+use gitops_e2e::harness::{
+    api_server_line, serve_https, Ca, Cluster, DeleteOnDrop, GitDaemon, Repo,
+};
 use serde_json::{json, Value};
 
 fn namespace_yaml(ns: &str) -> String {
@@ -58,6 +61,14 @@ fn sync_status_diff_change_and_prune() {
         let args = with(cmd);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         cluster.run(&refs)
+    };
+    // Syncs whose requests are counted go through a recording proxy.
+    let recorder = cluster.recorder();
+    let recorded = |cmd: &[&str]| {
+        recorder.clear();
+        let args = with(cmd);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        cluster.run_with(&recorder.kubeconfig, &refs)
     };
 
     // Sync an app.
@@ -135,10 +146,7 @@ fn sync_status_diff_change_and_prune() {
     );
 
     // A resync changes nothing and sends no PATCH.
-    if let Some(server) = &cluster.server {
-        server.requests().clear();
-    }
-    let again = run(&["sync"]);
+    let again = recorded(&["sync"]);
     assert_eq!(again.code, 0, "{again}");
     assert!(
         again
@@ -146,14 +154,7 @@ fn sync_status_diff_change_and_prune() {
             .contains("0 created, 0 configured, 5 unchanged"),
         "{again}"
     );
-    if let Some(server) = &cluster.server {
-        assert_eq!(
-            server.requests().count("PATCH"),
-            0,
-            "{:?}",
-            server.requests().all()
-        );
-    }
+    assert_eq!(recorder.count("PATCH"), 0, "{:?}", recorder.all());
 
     // Change one value in Git: diff shows exactly that field, sync applies only that object.
     repo.write(
@@ -191,10 +192,7 @@ fn sync_status_diff_change_and_prune() {
     let report: Value = serde_json::from_str(&status.stdout).expect("status json");
     assert_eq!(report["behind"], json!(1), "{report:#}");
 
-    if let Some(server) = &cluster.server {
-        server.requests().clear();
-    }
-    let sync = run(&["sync"]);
+    let sync = recorded(&["sync"]);
     assert_eq!(sync.code, 0, "{sync}");
     assert!(
         sync.stdout
@@ -206,34 +204,31 @@ fn sync_status_diff_change_and_prune() {
             .contains("0 created, 1 configured, 4 unchanged, 0 pruned, 0 failed"),
         "{sync}"
     );
-    if let Some(server) = &cluster.server {
-        let patches: Vec<String> = server
-            .requests()
-            .all()
-            .into_iter()
-            .filter(|(m, _)| m == "PATCH")
-            .map(|(_, p)| p)
-            .collect();
-        assert_eq!(
-            patches.len(),
-            3,
-            "the dry run before the first write, settings and the inventory parent: {patches:?}"
-        );
-        assert!(
-            patches[0].contains("/configmaps/settings?") && patches[0].contains("dryRun=All"),
-            "the first PATCH is the webhook check, a server-side dry run: {patches:?}"
-        );
-        assert!(
-            patches.iter().any(|p| p.contains("/configmaps/settings?")),
-            "{patches:?}"
-        );
-        assert!(
-            patches
-                .iter()
-                .any(|p| p.contains("/configmaps/gitops-app?")),
-            "{patches:?}"
-        );
-    }
+    let patches: Vec<String> = recorder
+        .all()
+        .into_iter()
+        .filter(|(m, _)| m == "PATCH")
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        patches.len(),
+        3,
+        "the dry run before the first write, settings and the inventory parent: {patches:?}"
+    );
+    assert!(
+        patches[0].contains("/configmaps/settings?") && patches[0].contains("dryRun=All"),
+        "the first PATCH is the webhook check, a server-side dry run: {patches:?}"
+    );
+    assert!(
+        patches.iter().any(|p| p.contains("/configmaps/settings?")),
+        "{patches:?}"
+    );
+    assert!(
+        patches
+            .iter()
+            .any(|p| p.contains("/configmaps/gitops-app?")),
+        "{patches:?}"
+    );
     let settings = cluster.configmap("settings").expect("settings");
     assert_eq!(settings["data"]["LOG_LEVEL"], "debug");
     assert_eq!(
@@ -528,9 +523,12 @@ fn remote_repository_over_git_daemon_and_dry_runs() {
     );
 }
 
-/// A validating webhook for the test: denies objects labelled `deny: "yes"`, records every review.
+/// A validating webhook for the test, over HTTPS on loopback (a real API server calls webhooks
+/// only over HTTPS): denies objects labelled `deny: "yes"`, records every review.
 struct DenyingWebhook {
     url: String,
+    /// The CA of its serving certificate (PEM), for `caBundle`.
+    ca_pem: String,
     reviews: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
     _runtime: tokio::runtime::Runtime,
 }
@@ -544,10 +542,6 @@ impl DenyingWebhook {
             .expect("runtime");
         let reviews = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = reviews.clone();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let app = axum::Router::new().route(
             "/validate",
             axum::routing::post(move |axum::Json(review): axum::Json<Value>| {
@@ -566,11 +560,11 @@ impl DenyingWebhook {
                 }
             }),
         );
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let ca = Ca::new("denying webhook CA");
+        let address = serve_https(&runtime, &ca.serving(&["127.0.0.1"]), app);
         DenyingWebhook {
-            url: format!("http://127.0.0.1:{port}/validate"),
+            url: format!("https://{address}/validate"),
+            ca_pem: ca.pem,
             reviews,
             _runtime: runtime,
         }
@@ -580,18 +574,24 @@ impl DenyingWebhook {
 #[test]
 fn sync_through_a_validating_webhook() {
     let cluster = Cluster::new("webhook");
-    if cluster.is_real() {
-        // A real API server cannot reach a plain-HTTP webhook on the test's loopback.
-        return;
-    }
     let ns = cluster.namespace.clone();
     let webhook = DenyingWebhook::start();
+    // Registered for the test's namespace only (a real cluster is shared), and deleted on drop.
+    let registration = DeleteOnDrop {
+        cluster: &cluster,
+        path: format!(
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/deny-{ns}"
+        ),
+    };
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&webhook.ca_pem);
     let configuration = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "deny"},
+        "metadata": {"name": format!("deny-{ns}")},
         "webhooks": [{"name": "deny.example.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
-            "clientConfig": {"url": webhook.url},
+            "clientConfig": {"url": webhook.url, "caBundle": ca_bundle},
             "rules": [{"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
                 "resources": ["configmaps"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
+                "operator": "In", "values": [ns]}]},
             "objectSelector": {"matchExpressions": [{"key": "app.kubernetes.io/managed-by", "operator": "Exists"}]}}]});
     let (code, body) = cluster.request(
         "POST",
@@ -602,7 +602,14 @@ fn sync_through_a_validating_webhook() {
     assert_eq!(code, 200, "{body}");
 
     let repo = Repo::init(&cluster.dir.path().join("repo"));
-    repo.write("app/namespace.yaml", &namespace_yaml(&ns));
+    // Labelled by name as a real API server labels every namespace (the selector's key).
+    repo.write(
+        "app/namespace.yaml",
+        &format!(
+            "{}  labels:\n    kubernetes.io/metadata.name: {ns}\n",
+            namespace_yaml(&ns)
+        ),
+    );
     repo.write("app/ok.yaml", &configmap_yaml("ok", &[("v", "1")]));
     repo.write(
         "app/denied.yaml",
@@ -646,7 +653,7 @@ fn sync_through_a_validating_webhook() {
     assert_eq!(ok["apiVersion"], captured["apiVersion"]);
     assert_eq!(request["operation"], "CREATE");
     assert_eq!(request["namespace"], json!(ns));
-    assert_eq!(request["userInfo"]["username"], "admin");
+    assert_eq!(request["userInfo"]["username"], json!(cluster.username()));
     assert_eq!(request["options"]["kind"], "CreateOptions");
     assert_eq!(request["options"]["fieldManager"], "kubectl-gitops");
     assert_eq!(request["dryRun"], false);
@@ -685,22 +692,19 @@ fn sync_through_a_validating_webhook() {
     assert_eq!(update["request"]["oldObject"]["data"]["v"], "1");
     assert!(reviews.iter().all(|r| r["request"]["name"] != "gitops-app"));
     assert_eq!(cluster.configmap("ok").expect("ok")["data"]["v"], "1");
+    drop(registration);
 }
 
 #[test]
 fn wait_stops_early_when_an_object_is_degraded() {
     let cluster = Cluster::new("wait");
-    if cluster.is_real() {
-        // A real controller decides the Deployment's status; this test plays the controller.
-        return;
-    }
     let ns = cluster.namespace.clone();
     let repo = Repo::init(&cluster.dir.path().join("repo"));
     repo.write("app/namespace.yaml", &namespace_yaml(&ns));
     repo.write("app/config.yaml", &configmap_yaml("config", &[("v", "1")]));
     repo.write(
         "app/web.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.invalid/web:1\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  progressDeadlineSeconds: 3\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.invalid/web:1\n",
     );
     repo.commit("a deployment");
     let spec = repo.spec();
@@ -730,18 +734,22 @@ fn wait_stops_early_when_an_object_is_degraded() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    // Let sync see it Progressing first, then act as the controller giving up.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let status = json!({"status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "unavailableReplicas": 1,
-        "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-            "message": "ReplicaSet \"web-5d4f\" has timed out progressing."}]}});
-    let (code, body) = cluster.request(
-        "PATCH",
-        &format!("{path}?fieldManager=kube-controller-manager"),
-        Some("application/merge-patch+json"),
-        &status,
-    );
-    assert_eq!(code, 200, "{body}");
+    // A real deployment controller gives up after progressDeadlineSeconds, since no Pod ever
+    // runs (no scheduler, no kubelet). On the test server the test plays that controller: it
+    // lets sync see the Deployment Progressing first, then gives up.
+    if !cluster.is_real() {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let status = json!({"status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "unavailableReplicas": 1,
+            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                "message": "ReplicaSet \"web-5d4f\" has timed out progressing."}]}});
+        let (code, body) = cluster.request(
+            "PATCH",
+            &format!("{path}?fieldManager=kube-controller-manager"),
+            Some("application/merge-patch+json"),
+            &status,
+        );
+        assert_eq!(code, 200, "{body}");
+    }
     let run = gitops_e2e::harness::Run::from(child.wait_with_output().expect("sync ends"));
     assert_eq!(run.code, 1, "{run}");
     assert!(started.elapsed().as_secs() < 30, "stopped early");
@@ -828,9 +836,7 @@ impl<F: FnMut()> Drop for Defer<F> {
 #[test]
 fn a_no_op_resync_of_a_thousand_objects_sends_no_patch() {
     let cluster = Cluster::new("thousand");
-    let Some(server) = &cluster.server else {
-        return; // counting requests needs the test API server
-    };
+    let recorder = cluster.recorder();
     let ns = cluster.namespace.clone();
     let repo = Repo::init(&cluster.dir.path().join("repo"));
     repo.write("app/namespace.yaml", &namespace_yaml(&ns));
@@ -861,15 +867,14 @@ fn a_no_op_resync_of_a_thousand_objects_sends_no_patch() {
         "{}",
         first.stdout.lines().last().unwrap_or_default()
     );
-    server.requests().clear();
-    let again = cluster.run(&args);
+    let again = cluster.run_with(&recorder.kubeconfig, &args);
     assert_eq!(again.code, 0, "{again}");
     assert!(
         again.stdout.contains("1001 unchanged"),
         "{}",
         again.stdout.lines().last().unwrap_or_default()
     );
-    let requests = server.requests().all();
+    let requests = recorder.all();
     assert!(
         requests.iter().all(|(method, _)| method == "GET"),
         "{requests:?}"
@@ -883,9 +888,6 @@ fn a_no_op_resync_of_a_thousand_objects_sends_no_patch() {
 #[test]
 fn identities_come_from_bearer_tokens() {
     let cluster = Cluster::new("auth");
-    let Some(server) = &cluster.server else {
-        return; // the tokens are the test API server's
-    };
     let ns = cluster.namespace.clone();
     let repo = Repo::init(&cluster.dir.path().join("repo"));
     repo.write("app/namespace.yaml", &namespace_yaml(&ns));
@@ -906,8 +908,7 @@ fn identities_come_from_bearer_tokens() {
     ];
 
     // An unknown token: the server says Unauthorized, the command fails with exit 2.
-    let stranger = cluster.dir.path().join("stranger");
-    std::fs::write(&stranger, server.kubeconfig("no-such-token", "default")).expect("kubeconfig");
+    let stranger = cluster.with_token("no-such-token");
     let run = cluster.run_with(&stranger, &args);
     assert_eq!(run.code, 2, "{run}");
     assert!(run.stderr.contains("Unauthorized"), "{run}");
@@ -923,8 +924,37 @@ fn identities_come_from_bearer_tokens() {
         &configmap_yaml("settings", &[("v", "2")]),
     );
     repo.commit("v2");
-    let alice = cluster.dir.path().join("alice");
-    std::fs::write(&alice, server.kubeconfig("alice-token", "default")).expect("kubeconfig");
+    let alice = cluster.person("alice-token", "editor", "gitops-e2e-alice");
+    let alice_name = cluster.username_of(&alice);
+    // On a real cluster RBAC gives alice `edit` in the test namespace, and reading namespaces
+    // (the sync lists the app's kinds cluster-wide to find what it owns; with `edit` alone that
+    // list is forbidden and the sync stops with exit 2 before writing anything).
+    let rbac = "/apis/rbac.authorization.k8s.io/v1";
+    let _reader = cluster.is_real().then(|| {
+        let subjects = json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": alice_name}]);
+        for (path, object) in [
+            (format!("{rbac}/namespaces/{ns}/rolebindings"), json!({"kind": "RoleBinding",
+                "metadata": {"name": "alice-edit"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+                "subjects": subjects})),
+            (format!("{rbac}/clusterroles"), json!({"kind": "ClusterRole",
+                "metadata": {"name": format!("{ns}-namespace-reader")},
+                "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}]})),
+            (format!("{rbac}/clusterrolebindings"), json!({"kind": "ClusterRoleBinding",
+                "metadata": {"name": format!("{ns}-namespace-reader")},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("{ns}-namespace-reader")},
+                "subjects": subjects})),
+        ] {
+            let mut object = object;
+            object["apiVersion"] = json!("rbac.authorization.k8s.io/v1");
+            let (code, body) = cluster.request("POST", &path, Some("application/json"), &object);
+            assert_eq!(code, 200, "{body}");
+        }
+        [
+            DeleteOnDrop { cluster: &cluster, path: format!("{rbac}/clusterrolebindings/{ns}-namespace-reader") },
+            DeleteOnDrop { cluster: &cluster, path: format!("{rbac}/clusterroles/{ns}-namespace-reader") },
+        ]
+    });
     let run = cluster.run_with(&alice, &args);
     assert_eq!(run.code, 1, "{run}");
     let failed = run
@@ -933,7 +963,9 @@ fn identities_come_from_bearer_tokens() {
         .find(|l| l.starts_with(&format!("failed Namespace/{ns}")))
         .unwrap_or_else(|| panic!("no failure: {run}"));
     assert!(
-        failed.contains("User \"alice\" cannot patch resource \"namespaces\""),
+        failed.contains(&format!(
+            "User \"{alice_name}\" cannot patch resource \"namespaces\""
+        )),
         "{failed}"
     );
     assert!(
@@ -944,7 +976,7 @@ fn identities_come_from_bearer_tokens() {
     let parent = cluster.configmap("gitops-app").expect("parent");
     assert_eq!(
         annotation(&parent, "kubectl-gitops.io/synced-by"),
-        Some("admin"),
+        Some(cluster.username().as_str()),
         "not rewritten after a failure"
     );
 }
@@ -1017,4 +1049,18 @@ fn a_cluster_scoped_kind_from_another_app_must_be_declared_in_git() {
         None,
         &Value::Null,
     );
+}
+
+/// Every suite names the API server it runs against: its version is read from `/version`.
+#[test]
+fn the_api_server_line_names_a_version() {
+    let cluster = Cluster::new("version");
+    let line = api_server_line(&cluster);
+    let version = line
+        .split_whitespace()
+        .find(|word| word.starts_with('v') && word[1..].starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no version in {line:?}"));
+    assert!(version.contains('.'), "{line}");
+    let real = line.starts_with("kube-apiserver ");
+    assert_eq!(real, cluster.is_real(), "{line}");
 }

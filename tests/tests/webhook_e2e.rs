@@ -28,11 +28,15 @@
 //! and with `GITOPS_E2E_KUBECONFIG` on a real cluster.
 //!
 //! Where it runs: against the test API server of this crate by default (tokens `admin-token`,
-//! `alice-token`, `controller-token`), or unchanged against a real cluster when
-//! `GITOPS_E2E_KUBECONFIG` names its kubeconfig (its user must be allowed to create namespaces,
-//! RoleBindings and ValidatingWebhookConfigurations and to impersonate: alice then is the
-//! impersonated user `gitops-e2e-alice`, given the `edit` ClusterRole in the test namespace, and
-//! the controller is the impersonated `system:serviceaccount:kube-system:deployment-controller`).
+//! `alice-token`, `breakglass-token`, `controller-token`), or unchanged against a real cluster
+//! when `GITOPS_E2E_KUBECONFIG` names its kubeconfig (its user must be allowed to create
+//! namespaces, RoleBindings and ValidatingWebhookConfigurations). There alice is the bundle's
+//! `editor` (`editor.kubeconfig` beside the admin's, as `../shared/kube/start` writes it) and the
+//! break-glass member its `breakglass`, both given the `edit` ClusterRole in the test namespace;
+//! without those files the admin impersonates `gitops-e2e-alice` and `gitops-e2e-breakglass`
+//! (group `gitops:break-glass`). The controller is the impersonated
+//! `system:serviceaccount:kube-system:deployment-controller`. The webhook listens on port 0 and
+//! the test reads its addresses from its log.
 //! A real API server must reach the webhook, which runs on this machine: set
 //! `GITOPS_E2E_WEBHOOK_HOST` to an address of this machine the API server can reach (for kind on
 //! Linux, the Docker bridge gateway such as `172.18.0.1`); the webhook listens there and the
@@ -50,7 +54,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use gitops_e2e::harness::{Cluster, GitDaemon, Repo, Run};
+use gitops_e2e::harness::{
+    built_binary, send, username, Ca, Cluster, DeleteOnDrop, GitDaemon, Repo, Run,
+};
+use gitops_test_support::address_in_log;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{json, Value};
 
@@ -59,39 +66,6 @@ const WEBHOOK_HOST_ENV: &str = "GITOPS_E2E_WEBHOOK_HOST";
 /// The webhook's name in the ValidatingWebhookConfiguration.
 const WEBHOOK_NAME: &str = "validate.kubectl-gitops.io";
 const MERGE: &str = "application/merge-patch+json";
-
-/// A free port on `host` (bound then released).
-fn free_port(host: &str) -> u16 {
-    std::net::TcpListener::bind((host, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("a free port on {host}: {e}"))
-}
-
-/// The built `gitops-webhook`, beside the test executable's folder (`target/<profile>/`), built
-/// with cargo when it is not there yet — as the harness finds `kubectl-gitops`.
-fn webhook_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps")
-        .to_path_buf();
-    let binary = profile_dir.join(format!("gitops-webhook{}", std::env::consts::EXE_SUFFIX));
-    if !binary.exists() {
-        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo
-            .args(["build", "-p", "gitops-webhook", "--bin", "gitops-webhook"])
-            .env("CARGO_TARGET_DIR", &target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cargo.arg("--release");
-        }
-        let status = cargo.status().expect("cargo runs");
-        assert!(status.success(), "cannot build gitops-webhook");
-    }
-    binary
-}
 
 /// A plain-HTTP GET on the webhook's admin port: status code and body.
 fn admin_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
@@ -113,132 +87,6 @@ fn admin_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((code, body))
-}
-
-/// A certificate authority made with rcgen.
-struct Ca {
-    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-    /// The CA's certificate (PEM).
-    pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let issuer =
-            rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().expect("key"))
-                .expect("CA certificate");
-        Ca {
-            pem: issuer.pem(),
-            issuer,
-        }
-    }
-
-    /// A serving certificate for `names` (IP addresses become IP SANs) and its key.
-    fn serving(&self, names: Vec<String>) -> (rcgen::Certificate, rcgen::KeyPair) {
-        let params = rcgen::CertificateParams::new(names).expect("serving params");
-        let key = rcgen::KeyPair::generate().expect("serving key");
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .expect("serving certificate");
-        (cert, key)
-    }
-}
-
-/// HTTPS in front of the test API server, for the `kubectl` program: client-go sends no bearer
-/// token over plain HTTP, and the test server speaks only that. Each request is forwarded over a
-/// new connection to the test server, as it is except for the discovery Accept header (below).
-struct TlsFront {
-    /// `https://127.0.0.1:<port>`.
-    url: String,
-    ca_pem: String,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl TlsFront {
-    fn start(backend: &str) -> TlsFront {
-        let backend: SocketAddr = backend
-            .trim_start_matches("http://")
-            .parse()
-            .expect("the test server's address");
-        let ca = Ca::new("test API server front CA");
-        let (cert, key) = ca.serving(vec!["127.0.0.1".to_owned()]);
-        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], key)
-        .expect("TLS configuration");
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        runtime.spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(
-                        move |mut request: hyper::Request<hyper::body::Incoming>| async move {
-                            // The test server answers aggregated discovery with Content-Type
-                            // application/json, which client-go reads as legacy discovery (and
-                            // then finds no resources): ask for legacy discovery instead.
-                            if matches!(request.uri().path(), "/api" | "/apis") {
-                                request.headers_mut().insert(
-                                    http::header::ACCEPT,
-                                    http::HeaderValue::from_static("application/json"),
-                                );
-                            }
-                            let tcp = tokio::net::TcpStream::connect(backend).await?;
-                            let (mut sender, connection) = hyper::client::conn::http1::handshake(
-                                hyper_util::rt::TokioIo::new(tcp),
-                            )
-                            .await
-                            .map_err(std::io::Error::other)?;
-                            tokio::spawn(connection);
-                            sender
-                                .send_request(request)
-                                .await
-                                .map_err(std::io::Error::other)
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        TlsFront {
-            url: format!("https://127.0.0.1:{port}"),
-            ca_pem: ca.pem,
-            _runtime: runtime,
-        }
-    }
-
-    /// A kubeconfig for this front with `token`.
-    fn kubeconfig(&self, token: &str, namespace: &str) -> String {
-        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: {namespace}\ncurrent-context: test\nusers:\n- name: test\n  user:\n    token: {token}\n",
-            self.url
-        )
-    }
 }
 
 /// The real `gitops-webhook` process with an rcgen CA and serving certificate, killed on drop.
@@ -265,15 +113,15 @@ impl Webhook {
     ) -> Webhook {
         // A CA and a serving certificate for the host, localhost and 127.0.0.1.
         let ca = Ca::new("gitops-webhook e2e CA");
-        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        if !names.iter().any(|n| n == host) {
-            names.push(host.to_owned());
+        let mut names = vec!["localhost", "127.0.0.1"];
+        if !names.contains(&host) {
+            names.push(host);
         }
-        let (cert, key) = ca.serving(names);
+        let serving = ca.serving(&names);
         let tls = dir.join("tls");
         std::fs::create_dir_all(&tls).expect("tls folder");
-        std::fs::write(tls.join("tls.crt"), cert.pem()).expect("write tls.crt");
-        std::fs::write(tls.join("tls.key"), key.serialize_pem()).expect("write tls.key");
+        std::fs::write(tls.join("tls.crt"), &serving.cert_pem).expect("write tls.crt");
+        std::fs::write(tls.join("tls.key"), &serving.key_pem).expect("write tls.key");
 
         let config = dir.join("config.yaml");
         std::fs::write(
@@ -284,36 +132,35 @@ impl Webhook {
             ),
         )
         .expect("write config");
-        let port = free_port(host);
+        // Port 0 for both listeners: the webhook logs the addresses it got.
         let listen = if host.contains(':') {
-            format!("[{host}]:{port}")
+            format!("[{host}]:0")
         } else {
-            format!("{host}:{port}")
+            format!("{host}:0")
         };
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
-            .parse()
-            .expect("admin address");
         let log = dir.join("webhook.log");
-        let child = Command::new(webhook_binary())
+        let mut child = Command::new(built_binary("gitops-webhook", "gitops-webhook"))
             .arg("--config")
             .arg(&config)
             .arg("--tls-cert")
             .arg(tls.join("tls.crt"))
             .arg("--tls-key")
             .arg(tls.join("tls.key"))
-            .args(["--listen", &listen, "--admin-listen", &admin.to_string()])
+            .args(["--listen", &listen, "--admin-listen", "127.0.0.1:0"])
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .env_remove("KUBECONFIG")
             .env_remove("GITOPS_WEBHOOK_KUBECONFIG")
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("webhook log"))
             .spawn()
             .expect("gitops-webhook starts");
+        let admin = address_in_log(&log, "admin listening", &mut child, Duration::from_secs(60));
         let mut webhook = Webhook {
             child,
-            url: format!("https://{listen}/validate"),
+            url: String::new(),
             ca_pem: ca.pem.clone(),
             admin,
             log,
@@ -333,6 +180,14 @@ impl Webhook {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        // Ready means the TLS listener is bound, so its line is in the log.
+        let address = address_in_log(
+            &webhook.log,
+            "webhook listening (TLS)",
+            &mut webhook.child,
+            Duration::from_secs(5),
+        );
+        webhook.url = format!("https://{address}/validate");
         webhook
     }
 
@@ -400,37 +255,39 @@ impl Drop for Webhook {
     }
 }
 
-/// The ValidatingWebhookConfiguration, deleted on drop (before the webhook stops and the
-/// namespace goes), so a failing test never leaves the cluster refusing writes.
-struct Registration<'a> {
-    cluster: &'a Cluster,
-    name: String,
-}
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        let path = format!(
-            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{}",
-            self.name
-        );
-        let _ = self.cluster.request("DELETE", &path, None, &Value::Null);
-    }
-}
-
 /// Who sends a request.
 #[derive(Clone, Copy, Debug)]
 enum Who {
     Admin,
+    /// A person with `edit` in the test namespace.
     Alice,
+    /// The deployment controller, an exempt identity.
     Controller,
+    /// A person in the break-glass group, with `edit` in the test namespace.
+    BreakGlass,
 }
 
-/// Clients of the same API as the admin, a person with `edit` and the deployment controller.
+/// How a person reaches the API: their own credentials, or the admin impersonating them.
+enum Identity {
+    /// A kubeconfig of the person's own (the test server's token, or the real cluster's
+    /// `editor.kubeconfig` and `breakglass.kubeconfig` beside the admin's).
+    Own(Box<Kubeconfig>, Option<PathBuf>),
+    /// The admin's kubeconfig, impersonating a user (with groups), on a real cluster that has no
+    /// kubeconfig for the person.
+    Impersonated(String, Vec<String>),
+}
+
+/// Clients of the same API as the admin, a person with `edit`, the deployment controller and a
+/// member of the break-glass group.
 struct Api {
     runtime: tokio::runtime::Runtime,
     clients: Vec<kube::Client>,
     /// Alice's user name as the API server authenticates her.
     alice: String,
+    /// The break-glass member's user name.
+    breakglass: String,
+    /// Alice's kubeconfig file when she has one on a real cluster (for `kubectl`).
+    alice_kubeconfig: Option<PathBuf>,
 }
 
 impl Api {
@@ -439,45 +296,87 @@ impl Api {
             .enable_all()
             .build()
             .expect("a runtime");
-        let real = cluster.is_real();
-        let alice = if real { "gitops-e2e-alice" } else { "alice" }.to_owned();
-        let kubeconfig = |token: &str| -> Kubeconfig {
+        let read = |path: &Path| Kubeconfig::read_from(path).expect("a readable kubeconfig");
+        let own = |token: &str, bundle: &str| -> Option<Identity> {
             match &cluster.server {
+                Some(server) => Some(Identity::Own(
+                    Box::new(
+                        Kubeconfig::from_yaml(&server.kubeconfig(token, &cluster.namespace))
+                            .expect("the test server's kubeconfig"),
+                    ),
+                    None,
+                )),
+                None => cluster
+                    .identity(bundle)
+                    .map(|path| Identity::Own(Box::new(read(&path)), Some(path))),
+            }
+        };
+        let impersonated = |user: &str, groups: &[&str]| {
+            Identity::Impersonated(
+                user.to_owned(),
+                groups.iter().map(|g| (*g).to_owned()).collect(),
+            )
+        };
+        let admin = Identity::Own(
+            Box::new(match &cluster.server {
                 Some(server) => {
-                    Kubeconfig::from_yaml(&server.kubeconfig(token, &cluster.namespace))
+                    Kubeconfig::from_yaml(&server.kubeconfig("admin-token", &cluster.namespace))
                         .expect("the test server's kubeconfig")
                 }
-                None => Kubeconfig::read_from(&cluster.kubeconfig).expect("a readable kubeconfig"),
-            }
+                None => read(&cluster.kubeconfig),
+            }),
+            None,
+        );
+        let alice =
+            own("alice-token", "editor").unwrap_or_else(|| impersonated("gitops-e2e-alice", &[]));
+        let controller = own("controller-token", "")
+            .filter(|_| !cluster.is_real())
+            .unwrap_or_else(|| {
+                impersonated(
+                    "system:serviceaccount:kube-system:deployment-controller",
+                    &[
+                        "system:serviceaccounts",
+                        "system:serviceaccounts:kube-system",
+                    ],
+                )
+            });
+        let breakglass = own("breakglass-token", "breakglass")
+            .unwrap_or_else(|| impersonated("gitops-e2e-breakglass", &["gitops:break-glass"]));
+        let alice_kubeconfig = match &alice {
+            Identity::Own(_, path) => path.clone(),
+            Identity::Impersonated(..) => None,
         };
         let clients = runtime.block_on(async {
             let mut clients = Vec::new();
-            for (token, impersonate) in [
-                ("admin-token", None),
-                ("alice-token", Some(alice.as_str())),
-                (
-                    "controller-token",
-                    Some("system:serviceaccount:kube-system:deployment-controller"),
-                ),
-            ] {
-                let mut config = kube::Config::from_custom_kubeconfig(
-                    kubeconfig(token),
-                    &KubeConfigOptions::default(),
-                )
-                .await
-                .expect("a usable kubeconfig");
-                if real {
-                    config.auth_info.impersonate = impersonate.map(str::to_owned);
+            for identity in [admin, alice, controller, breakglass] {
+                let (kubeconfig, impersonate) = match identity {
+                    Identity::Own(kubeconfig, _) => (*kubeconfig, None),
+                    Identity::Impersonated(user, groups) => {
+                        (read(&cluster.kubeconfig), Some((user, groups)))
+                    }
+                };
+                let mut config =
+                    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                        .await
+                        .expect("a usable kubeconfig");
+                if let Some((user, groups)) = impersonate {
+                    config.auth_info.impersonate = Some(user);
+                    config.auth_info.impersonate_groups = (!groups.is_empty()).then_some(groups);
                 }
                 clients.push(kube::Client::try_from(config).expect("a client"));
             }
             clients
         });
-        Api {
+        let mut api = Api {
             runtime,
             clients,
-            alice,
-        }
+            alice: String::new(),
+            breakglass: String::new(),
+            alice_kubeconfig,
+        };
+        api.alice = api.username(Who::Alice);
+        api.breakglass = api.username(Who::BreakGlass);
+        api
     }
 
     /// Sends a request as `who`: the status code and the JSON body (a Status on failure).
@@ -489,51 +388,22 @@ impl Api {
         content_type: Option<&str>,
         body: &Value,
     ) -> (u16, Value) {
-        let mut builder = http::Request::builder().method(method).uri(path);
-        if let Some(content_type) = content_type {
-            builder = builder.header("content-type", content_type);
-        }
-        let bytes = if body.is_null() {
-            Vec::new()
-        } else {
-            serde_json::to_vec(body).expect("json")
-        };
-        let request = builder.body(bytes).expect("a request");
-        let client = self.clients[who as usize].clone();
-        self.runtime.block_on(async {
-            match client.request::<Value>(request).await {
-                Ok(value) => (200, value),
-                Err(kube::Error::Api(status)) => (
-                    status.code,
-                    serde_json::to_value(&*status).unwrap_or_default(),
-                ),
-                Err(error) => panic!("{who:?} {method} {path}: {error}"),
-            }
-        })
+        let client = &self.clients[who as usize];
+        send(&self.runtime, client, method, path, content_type, body)
     }
 
-    /// Who the API server says `who` is (SelfSubjectReview).
+    /// Who the API server says `who` is.
     fn username(&self, who: Who) -> String {
-        let (code, body) = self.request(
-            who,
-            "POST",
-            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-            Some("application/json"),
-            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
-        );
-        assert_eq!(code, 200, "{body:#}");
-        body["status"]["userInfo"]["username"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no username: {body:#}"))
-            .to_owned()
+        username(&self.runtime, &self.clients[who as usize])
     }
 
     fn merge_patch(&self, who: Who, path: &str, patch: Value) -> (u16, Value) {
         self.request(who, "PATCH", path, Some(MERGE), &patch)
     }
 
-    /// `kubectl` as alice, when the program is installed: on a real cluster by impersonation, on
-    /// the test server with her token through a [`TlsFront`].
+    /// `kubectl` as alice, when the program is installed: on a real cluster with her own
+    /// kubeconfig (else by impersonation), on the test server with her token through a
+    /// [`gitops_e2e::harness::Front`].
     fn kubectl_as_alice(&self, cluster: &Cluster, args: &[&str]) -> Option<Run> {
         let found = Command::new("kubectl")
             .args(["version", "--client"])
@@ -550,21 +420,22 @@ impl Api {
             .env_remove("KUBECONFIG")
             .env("HOME", cluster.dir.path())
             .args(["-n", &cluster.namespace]);
-        let _front = match &cluster.server {
-            None => {
+        let _front = match (&cluster.server, &self.alice_kubeconfig) {
+            (Some(_), _) => {
+                let front = cluster.front(&cluster.with_token("alice-token"));
+                command.arg("--kubeconfig").arg(&front.kubeconfig);
+                Some(front)
+            }
+            (None, Some(path)) => {
+                command.arg("--kubeconfig").arg(path);
+                None
+            }
+            (None, None) => {
                 command
                     .arg("--kubeconfig")
                     .arg(&cluster.kubeconfig)
                     .args(["--as", &self.alice]);
                 None
-            }
-            Some(server) => {
-                let front = TlsFront::start(&server.url());
-                let path = cluster.dir.path().join("alice-kubeconfig");
-                std::fs::write(&path, front.kubeconfig("alice-token", &cluster.namespace))
-                    .expect("write alice's kubeconfig");
-                command.arg("--kubeconfig").arg(path);
-                Some(front)
             }
         };
         Some(Run::from(
@@ -623,7 +494,9 @@ fn short(commit: &str) -> &str {
 /// A test's world, dropped in field order: the registration first, then the webhook, the Git
 /// daemon, and the repository (the cluster, borrowed, goes last).
 struct World<'a> {
-    registration: Registration<'a>,
+    /// The ValidatingWebhookConfiguration, deleted on drop (before the webhook stops and the
+    /// namespace goes), so a failing test never leaves the cluster refusing writes.
+    registration: DeleteOnDrop<'a>,
     webhook: Webhook,
     _daemon: GitDaemon,
     api: Api,
@@ -635,12 +508,12 @@ struct World<'a> {
 }
 
 impl<'a> World<'a> {
-    /// The namespace (and on a real cluster alice's `edit` there), the repository behind a Git
-    /// daemon, the webhook fetching it every `fetch_interval`, and its registration.
+    /// The namespace (and on a real cluster alice's and the break-glass member's `edit` there),
+    /// the repository behind a Git daemon, the webhook fetching it every `fetch_interval`, and
+    /// its registration.
     fn new(cluster: &'a Cluster, fetch_interval: &str) -> World<'a> {
         let ns = cluster.namespace.clone();
         let api = Api::new(cluster);
-        assert_eq!(api.username(Who::Alice), api.alice);
         let host = std::env::var(WEBHOOK_HOST_ENV).unwrap_or_else(|_| "127.0.0.1".to_owned());
 
         // The namespace, unmanaged, labelled as a real API server labels it (the selector's key).
@@ -653,15 +526,18 @@ impl<'a> World<'a> {
         );
         assert_eq!(code, 200, "{body}");
         if cluster.is_real() {
-            // Alice gets `edit` in the test namespace, so only the webhook can refuse her.
+            // Alice and the break-glass member get `edit` in the test namespace, so only the
+            // webhook can refuse them.
             let (code, body) = cluster.request(
                 "POST",
                 &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
                 Some("application/json"),
                 &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                    "metadata": {"name": "gitops-e2e-alice-edit"},
+                    "metadata": {"name": "gitops-e2e-people-edit"},
                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": api.alice}]}),
+                    "subjects": [
+                        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": api.alice},
+                        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": api.breakglass}]}),
             );
             assert_eq!(code, 200, "{body}");
         }
@@ -701,9 +577,12 @@ impl<'a> World<'a> {
             fetch_interval,
             &webhook_kubeconfig,
         );
-        let registration = Registration {
+        let name = format!("gitops-{ns}");
+        let registration = DeleteOnDrop {
             cluster,
-            name: format!("gitops-{ns}"),
+            path: format!(
+                "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{name}"
+            ),
         };
         let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&webhook.ca_pem);
         let (code, body) = cluster.request(
@@ -711,7 +590,7 @@ impl<'a> World<'a> {
             "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
             Some("application/json"),
             &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-                "metadata": {"name": registration.name},
+                "metadata": {"name": name},
                 "webhooks": [{
                     "name": WEBHOOK_NAME,
                     "admissionReviewVersions": ["v1"],
@@ -900,6 +779,20 @@ fn webhook_registered_by_url_admits_syncs_and_refuses_out_of_band_changes() {
         Some("controller"),
         "{body:#}"
     );
+
+    // 3b. Break glass: a member of the break-glass group may make the change anyone else is
+    // refused (allowed with a warning, counted); taking the label off again is Git's state.
+    let answer = api.merge_patch(Who::BreakGlass, &configmap("settings"), label.clone());
+    assert_eq!(answer.0, 200, "{:#}", answer.1);
+    assert_eq!(answer.1["metadata"]["labels"]["team"], "blue");
+    assert!(webhook.reviews("UPDATE", "ConfigMap", "break-glass") >= 1);
+    let answer = api.merge_patch(
+        Who::BreakGlass,
+        &configmap("settings"),
+        json!({"metadata": {"labels": {"team": null}}}),
+    );
+    assert_eq!(answer.0, 200, "{:#}", answer.1);
+    assert_eq!(answer.1["metadata"]["labels"]["team"], Value::Null);
 
     // 4. Unmanaged objects pass: alice may create and delete her own ConfigMap.
     let (code, body) = api.request(
@@ -1282,10 +1175,7 @@ fn webhook_enforces(world: &World) -> bool {
 /// then puts it back, each time waiting until the API server acts on the change.
 fn without_the_webhook<T>(world: &World, f: impl FnOnce() -> T) -> T {
     let cluster = world.registration.cluster;
-    let path = format!(
-        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{}",
-        world.registration.name
-    );
+    let path = world.registration.path.clone();
     let mut saved = cluster.get(&path).expect("the registration");
     let (code, body) = cluster.request("DELETE", &path, None, &Value::Null);
     assert_eq!(code, 200, "{body}");

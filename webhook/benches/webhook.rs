@@ -22,12 +22,14 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::git;
-use common::https::{self, free_ports, get, Connection, Pki};
+use common::https::{self, get, Connection};
+use gitops_test_support::pki::LOOPBACK;
+use gitops_test_support::{address_in_log, Ca, Killed};
 use gitops_webhook::config::Config;
 use gitops_webhook::decision::{decide, AppClaim, GitFacts};
 use gitops_webhook::metrics::Metrics;
@@ -178,14 +180,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn wait_ready(admin: Option<SocketAddr>, https: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -259,7 +253,8 @@ struct UidRequest<'a> {
 }
 
 /// A baseline server: the same axum + rustls + hyper stack and TLS set-up as the webhook.
-fn noop_server(port: u16, cert: &Path, key: &Path, mode: Baseline) {
+/// It listens on port 0 and says where on stderr, as the webhook does.
+fn noop_server(cert: &Path, key: &Path, mode: Baseline) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use axum::routing::post;
@@ -284,7 +279,8 @@ fn noop_server(port: u16, cert: &Path, key: &Path, mode: Baseline) {
                 )
             }),
         );
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        eprintln!("no-op server listening address={}", listener.local_addr().unwrap());
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
         gitops_webhook::server::serve_tls(listener, acceptor, app, stop_rx).await.unwrap();
     });
@@ -293,17 +289,12 @@ fn noop_server(port: u16, cert: &Path, key: &Path, mode: Baseline) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--noop-server") {
-        let mode = match args.get(i + 4).map(String::as_str) {
+        let mode = match args.get(i + 3).map(String::as_str) {
             Some("parse") => Baseline::Parse,
             Some("uid") => Baseline::Uid,
             _ => Baseline::Constant,
         };
-        noop_server(
-            args[i + 1].parse().unwrap(),
-            Path::new(&args[i + 2]),
-            Path::new(&args[i + 3]),
-            mode,
-        );
+        noop_server(Path::new(&args[i + 1]), Path::new(&args[i + 2]), mode);
         return;
     }
     // `cargo test --benches` runs this with --test-ish flags; only `cargo bench` measures.
@@ -388,24 +379,24 @@ fn main() {
     }
 
     // 3 and 4: the real binary and the no-op server, over HTTPS keep-alive.
-    let pki = Pki::new();
-    let (cert, key, _) = pki.serving();
+    let ca = Ca::new("gitops-webhook bench CA");
+    let serving = ca.serving(&LOOPBACK);
     let (cert_path, key_path) = (work.path().join("tls.crt"), work.path().join("tls.key"));
-    std::fs::write(&cert_path, cert).unwrap();
-    std::fs::write(&key_path, key).unwrap();
+    std::fs::write(&cert_path, &serving.cert_pem).unwrap();
+    std::fs::write(&key_path, &serving.key_pem).unwrap();
     let config_path = work.path().join("config.yaml");
     std::fs::write(
         &config_path,
         config_text(&repo.url, &work.path().join("server-cache")),
     )
     .unwrap();
-    let [port, admin_port, noop_port, parse_port, uid_port] = free_ports::<5>();
-    let uid_only: SocketAddr = format!("127.0.0.1:{uid_port}").parse().unwrap();
-    let parsing: SocketAddr = format!("127.0.0.1:{parse_port}").parse().unwrap();
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
-    let noop: SocketAddr = format!("127.0.0.1:{noop_port}").parse().unwrap();
-    let webhook = Killed(
+    // Every server listens on port 0 and logs the address it got.
+    let log = |name: &str| {
+        let path = work.path().join(format!("{name}.log"));
+        (std::fs::File::create(&path).unwrap(), path)
+    };
+    let (webhook_log, webhook_log_path) = log("webhook");
+    let mut webhook = Killed(
         Command::new(env!("CARGO_BIN_EXE_gitops-webhook"))
             .args(["--config", &config_path.display().to_string()])
             .args([
@@ -414,37 +405,48 @@ fn main() {
                 "--tls-key",
                 &key_path.display().to_string(),
             ])
-            .args([
-                "--listen",
-                &address.to_string(),
-                "--admin-listen",
-                &admin.to_string(),
-            ])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             // The level the manifests deploy it with.
             .env("RUST_LOG", "info")
-            .stderr(Stdio::null())
+            .env("NO_COLOR", "1")
+            .stderr(webhook_log)
             .spawn()
             .unwrap(),
     );
+    let started = Duration::from_secs(120);
+    let admin = address_in_log(
+        &webhook_log_path,
+        "admin listening",
+        &mut webhook.0,
+        started,
+    );
+    let address = address_in_log(
+        &webhook_log_path,
+        "webhook listening (TLS)",
+        &mut webhook.0,
+        started,
+    );
     let exe: PathBuf = std::env::current_exe().unwrap();
-    let noop_child = |port: u16, mode: &str| {
-        Killed(
+    let noop_child = |mode: &str| {
+        let (stderr, path) = log(mode);
+        let mut child = Killed(
             Command::new(&exe)
                 .args([
                     "--noop-server",
-                    &port.to_string(),
                     &cert_path.display().to_string(),
                     &key_path.display().to_string(),
                     mode,
                 ])
-                .stderr(Stdio::null())
+                .stderr(stderr)
                 .spawn()
                 .unwrap(),
-        )
+        );
+        let address = address_in_log(&path, "no-op server listening", &mut child.0, started);
+        (child, address)
     };
-    let noop_process = noop_child(noop_port, "constant");
-    let parsing_process = noop_child(parse_port, "parse");
-    let uid_process = noop_child(uid_port, "uid");
+    let (noop_process, noop) = noop_child("constant");
+    let (parsing_process, parsing) = noop_child("parse");
+    let (uid_process, uid_only) = noop_child("uid");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -454,7 +456,7 @@ fn main() {
         wait_ready(None, noop).await;
         wait_ready(None, parsing).await;
         wait_ready(None, uid_only).await;
-        let client = https::client_config(&pki.ca_pem);
+        let client = https::client_config(&ca.pem);
         let servers = [
             ("gitops-webhook", address, webhook.0.id()),
             ("no-op server", noop, noop_process.0.id()),

@@ -7,48 +7,17 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::https::{free_ports, get, Connection, Pki};
+use common::https::{get, Connection};
 use common::{fixture, git, Repo, World};
 use gitops_shared::provenance::REVISION_ANNOTATION;
+use gitops_test_support::pki::LOOPBACK;
+use gitops_test_support::{address_in_log, Ca, GitDaemon, Killed};
 use serde_json::{json, Value};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_git_daemon(base: &Path, port: u16) -> Killed {
-    // Run git-daemon itself: `git daemon` would run it as a child that outlives a kill of `git`.
-    let exec_path = git(base, &["--exec-path"]);
-    let child = Command::new(Path::new(&exec_path).join("git-daemon"))
-        .args([
-            "--export-all",
-            "--reuseaddr",
-            &format!("--base-path={}", base.display()),
-            &format!("--port={port}"),
-            "--listen=127.0.0.1",
-            &base.display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "git daemon did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Killed(child)
-}
 
 /// A Secret mounted the way the kubelet does it: files are links through `..data`, which is
 /// swapped atomically on rotation.
@@ -124,8 +93,8 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
             "shop.git",
         ],
     );
-    let [git_port, port, admin_port] = free_ports::<3>();
-    let mut daemon = Some(start_git_daemon(served.path(), git_port));
+    let mut daemon = Some(GitDaemon::start(served.path()));
+    let git_port = daemon.as_ref().map(|d| d.port).unwrap();
     let url = format!("git://127.0.0.1:{git_port}/shop.git");
     let (c1, c2, c3) = (repo.c1.clone(), repo.c2.clone(), repo.c3.clone());
     // The same store code, in-process, to stamp reviews as a sync would.
@@ -145,9 +114,10 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
 
     // Certificates and configuration.
     let work = tempfile::tempdir().unwrap();
-    let pki = Pki::new();
-    let (cert1, key1, der1) = pki.serving();
-    let mut secret = MountedSecret::new(&work.path().join("tls"), &cert1, &key1);
+    let ca = Ca::new("gitops-webhook test CA");
+    let first = ca.serving(&LOOPBACK);
+    let der1 = first.cert_der.clone();
+    let mut secret = MountedSecret::new(&work.path().join("tls"), &first.cert_pem, &first.key_pem);
     let config = work.path().join("config.yaml");
     std::fs::write(
         &config,
@@ -157,9 +127,8 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
         ),
     )
     .unwrap();
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
-    let log = std::fs::File::create(work.path().join("webhook.log")).unwrap();
+    let log_path = work.path().join("webhook.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut guard = Killed(
         Command::new(env!("CARGO_BIN_EXE_gitops-webhook"))
             .env("GITOPS_WEBHOOK_CONFIG", &config)
@@ -171,12 +140,8 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
                 "--tls-key",
                 &work.path().join("tls/tls.key").display().to_string(),
             ])
-            .args([
-                "--listen",
-                &address.to_string(),
-                "--admin-listen",
-                &admin.to_string(),
-            ])
+            // Port 0: the webhook logs the addresses it got.
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             // No API access: the webhook still serves, and /readyz says what it cannot check.
             .env(
                 "GITOPS_WEBHOOK_KUBECONFIG",
@@ -184,16 +149,20 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
             )
             .env_remove("KUBECONFIG")
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stderr(log)
             .spawn()
             .unwrap(),
     );
     let child = &mut guard.0;
+    let started = Duration::from_secs(60);
+    let admin = address_in_log(&log_path, "admin listening", child, started);
     wait_ready(admin, child).await;
+    let address = address_in_log(&log_path, "webhook listening (TLS)", child, started);
     let (status, body) = get(admin, "/livez").await.unwrap();
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 
-    let client = common::https::client_config(&pki.ca_pem);
+    let client = common::https::client_config(&ca.pem);
     let mut connection = Connection::open(address, client.clone()).await.unwrap();
     assert_eq!(connection.peer_certificate, der1);
 
@@ -267,7 +236,8 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
     assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
 
     // Rotate the certificate while requests flow: no request may fail.
-    let (cert2, key2, der2) = pki.serving();
+    let second = ca.serving(&LOOPBACK);
+    let der2 = second.cert_der.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicUsize::new(0));
     let saw_new = Arc::new(AtomicBool::new(false));
@@ -311,7 +281,7 @@ async fn real_binary_over_https_with_git_daemon_rotation_and_outage() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    secret.write(&cert2, &key2);
+    secret.write(&second.cert_pem, &second.key_pem);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !saw_new.load(Ordering::SeqCst) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

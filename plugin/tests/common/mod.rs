@@ -6,56 +6,27 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A throwaway repository with a working tree.
-pub struct TestRepo {
-    pub dir: tempfile::TempDir,
+use gitops_test_support::Repo;
+
+/// A throwaway repository with a working tree, removed on drop: the workspace's test
+/// [`Repo`] (git, write, remove, commit) plus what only these tests need.
+pub struct TestRepo(Repo);
+
+impl std::ops::Deref for TestRepo {
+    type Target = Repo;
+
+    fn deref(&self) -> &Repo {
+        &self.0
+    }
 }
 
 impl TestRepo {
     pub fn new() -> TestRepo {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let repo = TestRepo { dir };
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo.git(&["config", "user.email", "dev@example.com"]);
-        repo.git(&["config", "user.name", "Dev"]);
-        repo.git(&["config", "commit.gpgsign", "false"]);
-        repo
+        TestRepo(Repo::temporary())
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Runs git in the repository and returns its trimmed stdout; panics on failure.
-    pub fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .output()
-            .expect("git runs");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    pub fn write(&self, file: &str, content: &str) {
-        let path = self.path().join(file);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, content).expect("write");
-    }
-
-    pub fn remove(&self, file: &str) {
-        std::fs::remove_file(self.path().join(file)).expect("remove");
-    }
-
-    /// Stages everything and commits; returns the full SHA.
-    pub fn commit(&self, message: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", message]);
-        self.git(&["rev-parse", "HEAD"])
+        &self.0.path
     }
 
     /// Copies a folder of this workspace (e.g. `examples`) into the repository.
@@ -116,13 +87,4 @@ pub fn documents(yaml: &str) -> Vec<serde_json::Value> {
         .map(|d| serde_json::Value::deserialize(d).expect("yaml document"))
         .filter(|v| !v.is_null())
         .collect()
-}
-
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }

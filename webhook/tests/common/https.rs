@@ -75,20 +75,27 @@ impl Connection {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .unwrap();
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(std::io::Error::other)?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        Ok((status, body.to_vec()))
+        exchange(&mut self.sender, request).await
     }
+}
+
+/// Sends `request` on an open connection: the status and the whole body.
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: hyper::Request<Full<Bytes>>,
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(std::io::Error::other)?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    Ok((status, body.to_vec()))
 }
 
 /// Writes raw bytes over TLS and returns the response's status line.
@@ -124,56 +131,6 @@ pub async fn get(address: SocketAddr, path: &str) -> std::io::Result<(u16, Strin
         .header("host", "localhost")
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(std::io::Error::other)?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes();
+    let (status, body) = exchange(&mut sender, request).await?;
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-/// `N` distinct free loopback ports (all bound at once, then released).
-pub fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<std::net::TcpListener> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
-}
-
-/// A CA and serving certificates it signs, made with rcgen.
-pub struct Pki {
-    pub ca_pem: String,
-    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-}
-
-impl Pki {
-    pub fn new() -> Pki {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "gitops-webhook test CA");
-        let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
-            .unwrap();
-        Pki {
-            ca_pem: ca.pem(),
-            ca,
-        }
-    }
-
-    /// A serving certificate for localhost and 127.0.0.1: (cert PEM, key PEM, cert DER).
-    pub fn serving(&self) -> (String, String, Vec<u8>) {
-        let params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
-    }
 }
