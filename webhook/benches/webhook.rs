@@ -286,7 +286,7 @@ fn noop_server(port: u16, cert: &Path, key: &Path, mode: Baseline) {
         );
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        gitops_webhook::server::serve_tls(listener, acceptor, app, stop_rx).await.unwrap();
+        gitops_webhook::server::serve_tls(listener, acceptor, app, stop_rx, Default::default()).await.unwrap();
     });
 }
 
