@@ -282,7 +282,7 @@ fn noop_server(cert: &Path, key: &Path, mode: Baseline) {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         eprintln!("no-op server listening address={}", listener.local_addr().unwrap());
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        gitops_webhook::server::serve_tls(listener, acceptor, app, stop_rx).await.unwrap();
+        gitops_webhook::server::serve_tls(listener, acceptor, app, stop_rx, Default::default()).await.unwrap();
     });
 }
 

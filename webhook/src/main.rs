@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
-use gitops_webhook::server::{run, ServeOptions};
+use gitops_webhook::config::parse_duration;
+use gitops_webhook::server::{run, ConnectionLimits, ServeOptions};
 
 /// mimalloc instead of glibc's malloc: a review is parsed into many small allocations and freed
 /// at once, on whichever worker thread ran it; mimalloc's thread-local free lists make that
@@ -51,6 +53,23 @@ struct Args {
     /// in-cluster service account (or KUBECONFIG) is used.
     #[arg(long, env = "GITOPS_WEBHOOK_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+    /// How long a client has to complete the TLS handshake (`500ms`, `10s`, `1m`); a client
+    /// that connects and stays silent is disconnected after it.
+    #[arg(long, env = "GITOPS_WEBHOOK_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = timeout)]
+    tls_handshake_timeout: Duration,
+    /// How long a client has to send a request's headers; an idle keep-alive connection is
+    /// closed after it too.
+    #[arg(long, env = "GITOPS_WEBHOOK_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = timeout)]
+    header_read_timeout: Duration,
+}
+
+/// A positive duration in the configuration file's grammar.
+fn timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Some(duration) if !duration.is_zero() => Ok(duration),
+        Some(_) => Err("must be more than zero".to_owned()),
+        None => Err("expected a number with a unit: ms, s, m or h (for example 10s)".to_owned()),
+    }
 }
 
 #[tokio::main]
@@ -69,6 +88,10 @@ async fn main() -> anyhow::Result<()> {
         listen: args.listen,
         admin_listen: args.admin_listen,
         kubeconfig: args.kubeconfig,
+        limits: ConnectionLimits {
+            tls_handshake: args.tls_handshake_timeout,
+            header_read: args.header_read_timeout,
+        },
     })
     .await?;
     Ok(())

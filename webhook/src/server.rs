@@ -13,7 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
@@ -33,7 +33,7 @@ use crate::review::{
     may_name_kubectl_gitops, response_bytes, AdmissionRequest, AdmissionReview, RawObject,
 };
 use crate::store::GitStore;
-use crate::tls::{provider, server_config, ReloadingCert};
+use crate::tls::{handshake, provider, server_config, ReloadingCert};
 
 /// The largest request accepted: an UPDATE carries two objects of up to 3 MiB each (the API
 /// server's own limit) plus the envelope. Larger bodies get 413.
@@ -341,6 +341,8 @@ pub struct ServeOptions {
     /// The kubeconfig for reading scale parents; `None` infers one (in-cluster service account,
     /// or `KUBECONFIG`).
     pub kubeconfig: Option<PathBuf>,
+    /// Time limits on each HTTPS connection.
+    pub limits: ConnectionLimits,
 }
 
 /// Runs the webhook until SIGTERM or SIGINT, then drains in-flight requests.
@@ -434,7 +436,13 @@ pub async fn run(options: ServeOptions) -> Result<()> {
         metrics,
         parents,
     };
-    let serving = serve_tls(listener, acceptor, router(state), stop_rx.clone());
+    let serving = serve_tls(
+        listener,
+        acceptor,
+        router(state),
+        stop_rx.clone(),
+        options.limits,
+    );
 
     tokio::pin!(serving);
     tokio::select! {
@@ -474,39 +482,129 @@ fn local(listener: &TcpListener) -> String {
         .unwrap_or_default()
 }
 
+/// Time limits on a client connection, so that slow or silent clients cannot hold tasks and file
+/// descriptors (a slow-loris client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long a client has to complete the TLS handshake after connecting.
+    pub tls_handshake: Duration,
+    /// How long a client has to send a request's headers. hyper starts this clock whenever it
+    /// waits for a request, so an idle keep-alive connection is also closed after it; the API
+    /// server then opens a new one.
+    pub header_read: Duration,
+}
+
+impl Default for ConnectionLimits {
+    /// 10 s each: far above what the API server needs on a cluster network.
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            tls_handshake: Duration::from_secs(10),
+            header_read: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The pause after a failed `accept`. Errors such as EMFILE (out of file descriptors) persist
+/// until connections close: retrying at once would spin a core, and exiting would drop every
+/// open connection. So the pause doubles with each failure in a row, up to a ceiling, and
+/// starts again from the floor after an accept succeeds.
+#[derive(Debug, Clone)]
+pub struct AcceptBackoff {
+    next: Duration,
+}
+
+impl AcceptBackoff {
+    /// The first pause.
+    pub const FIRST: Duration = Duration::from_millis(5);
+    /// The longest pause.
+    pub const MAX: Duration = Duration::from_secs(1);
+
+    /// A backoff at its first pause.
+    pub fn new() -> AcceptBackoff {
+        AcceptBackoff { next: Self::FIRST }
+    }
+
+    /// The pause after one more failure in a row.
+    pub fn failed(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        pause
+    }
+
+    /// An accept succeeded: the next failure pauses briefly again.
+    pub fn succeeded(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> AcceptBackoff {
+        AcceptBackoff::new()
+    }
+}
+
+/// True for accept errors about one connection (the client gave up before it was accepted):
+/// the listener is fine and the next accept needs no pause.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
 /// Serves HTTPS on `listener` until `stop` turns true, then waits (up to [`DRAIN_TIMEOUT`]) for
-/// open connections to finish their requests.
+/// open connections to finish their requests. Each connection is held to `limits`.
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
     mut stop: watch::Receiver<bool>,
+    limits: ConnectionLimits,
 ) -> Result<()> {
     let graceful = GracefulShutdown::new();
+    let mut backoff = AcceptBackoff::new();
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
+                backoff.succeeded();
+                pair
+            }
+            Err(error) if is_connection_error(&error) => {
+                tracing::debug!(%error, "a client left before its connection was accepted");
+                continue;
+            }
+            Err(error) => {
+                let pause = backoff.failed();
+                tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "accept failed; pausing before the next accept");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = stop.wait_for(|stop| *stop) => break,
+                }
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(app.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(stream).await {
+            let tls = match handshake(&acceptor, stream, limits.tls_handshake).await {
                 Ok(tls) => tls,
                 Err(error) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    tracing::debug!(%peer, %error, "no TLS connection");
                     return;
                 }
             };
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(tls), service);
             if let Err(error) = watcher.watch(connection).await {
@@ -542,5 +640,31 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_pauses_double_up_to_the_ceiling_and_start_over_after_a_success() {
+        let mut backoff = AcceptBackoff::new();
+        let pauses: Vec<u64> = (0..10)
+            .map(|_| backoff.failed().as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        backoff.succeeded();
+        assert_eq!(backoff.failed(), AcceptBackoff::FIRST);
+    }
+
+    #[test]
+    fn a_client_leaving_early_is_no_reason_to_pause() {
+        use std::io::{Error, ErrorKind};
+        assert!(is_connection_error(&Error::from(
+            ErrorKind::ConnectionAborted
+        )));
+        // EMFILE: the process is out of file descriptors.
+        assert!(!is_connection_error(&Error::from_raw_os_error(24)));
     }
 }

@@ -4,17 +4,23 @@
 //! (followed through links: size, modification time and inode) at every TLS handshake, and
 //! reloaded when they differ. A half-written pair (certificate and key not matching) is refused
 //! and the previous pair kept until the next handshake looks again.
+//!
+//! A handshake has a time limit ([`handshake`]): a client that opens a TCP connection and never
+//! finishes the handshake would otherwise hold a task and a file descriptor for ever.
 
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 use crate::error::{Error, Result};
 use crate::mirror::lock;
@@ -139,4 +145,37 @@ pub fn server_config(
 /// The crypto provider (ring).
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Why a TLS handshake with a client did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The client did not finish the handshake in time (it sent nothing, or too slowly).
+    #[error("the client did not complete the TLS handshake within {} ms", within.as_millis())]
+    TimedOut {
+        /// The limit it was given.
+        within: Duration,
+    },
+    /// The handshake failed: not TLS, no common cipher suite, the connection dropped.
+    #[error("the TLS handshake failed")]
+    Failed {
+        /// What rustls or the socket said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Completes the server side of a TLS handshake on `stream`, giving up after `within`, so that
+/// a client which connects and stays silent cannot hold the connection's task for ever.
+pub async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    within: Duration,
+) -> std::result::Result<TlsStream<TcpStream>, HandshakeError> {
+    match tokio::time::timeout(within, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Ok(tls),
+        Ok(Err(source)) => Err(HandshakeError::Failed { source }),
+        // Dropping the pending handshake closes the socket.
+        Err(_) => Err(HandshakeError::TimedOut { within }),
+    }
 }
