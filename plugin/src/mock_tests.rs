@@ -216,6 +216,8 @@ async fn first_sync_discovers_lists_and_applies_in_phases() {
             format!("GET /api/v1/namespaces/shop/configmaps?labelSelector={SELECTOR}{id}"),
             "GET /api/v1/namespaces/shop".to_owned(),
             "GET /api/v1/namespaces/shop/configmaps/settings".to_owned(),
+            // The preflight: a server-side dry run of the first object before any write.
+            format!("PATCH /api/v1/namespaces/shop?{apply}&dryRun=All"),
             // Phase 0: the Namespace; then who we are, for the inventory; then the rest.
             format!("PATCH /api/v1/namespaces/shop?{apply}"),
             "POST /apis/authentication.k8s.io/v1/selfsubjectreviews".to_owned(),
@@ -229,7 +231,10 @@ async fn first_sync_discovers_lists_and_applies_in_phases() {
         "{:?}",
         seen[0]
     );
-    let patches: Vec<&Seen> = seen.iter().filter(|s| s.method == "PATCH").collect();
+    let patches: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.method == "PATCH" && !s.uri.contains("dryRun"))
+        .collect();
     assert!(patches
         .iter()
         .all(|p| p.content_type == "application/apply-patch+yaml"));
@@ -281,7 +286,7 @@ async fn synced_cluster(dir: &Path) -> Vec<Seen> {
     .await
     .1
     .into_iter()
-    .filter(|s| s.method == "PATCH")
+    .filter(|s| s.method == "PATCH" && !s.uri.contains("dryRun"))
     .collect()
 }
 
@@ -368,8 +373,11 @@ async fn a_conflict_fails_the_object_and_prevents_the_prune() {
         .collect();
     assert_eq!(
         patched,
-        ["PATCH /api/v1/namespaces/shop/configmaps/settings?fieldManager=kubectl-gitops&force=false"],
-        "only the drifted object; the inventory keeps its revision"
+        [
+            "PATCH /api/v1/namespaces/shop/configmaps/settings?fieldManager=kubectl-gitops&force=false&dryRun=All",
+            "PATCH /api/v1/namespaces/shop/configmaps/settings?fieldManager=kubectl-gitops&force=false"
+        ],
+        "the preflight and the drifted object; the inventory keeps its revision"
     );
 }
 
