@@ -110,7 +110,7 @@ pub enum Remedy {
 }
 
 /// A field of the cluster's object that someone other than `sync` wrote, and what `sync` does.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HandField {
     /// The field for people: `data.extra`, `spec.template.spec.containers[name=web].image`.
@@ -119,10 +119,23 @@ pub struct HandField {
     pub manager: String,
     /// Whether Git declares the field (with another value).
     pub declared: bool,
-    /// The cluster's value, when it can be located.
+    /// The cluster's value, when it can be located. Never serialized: a Secret's value must not
+    /// reach `status -o json`.
+    #[serde(skip_serializing)]
     pub live: Option<Value>,
     /// What `sync` does about it.
     pub remedy: Remedy,
+}
+
+impl Remedy {
+    /// A few words for a table cell.
+    pub fn short(self) -> &'static str {
+        match self {
+            Remedy::Revert => "sync undoes it",
+            Remedy::ForceConflicts => "needs sync --force-conflicts",
+            Remedy::Kept => "sync leaves it",
+        }
+    }
 }
 
 impl HandField {
