@@ -191,12 +191,16 @@ pub fn hand_fields(desired: &Value, live: &Value, take_over: &TakeOverManagers) 
 }
 
 /// The hand-made field a declared difference is, when another manager owns its cluster value:
-/// the first owner not taken over (a conflict), else the first taken over.
+/// the first owner not taken over (a conflict), else the first taken over. A field the cluster
+/// lacks (or holds as `null`) has no value anyone could own: the apply just adds it.
 fn declared_owner(
     diff: &FieldDiff,
     owned: &[(String, Vec<String>)],
     take_over: &TakeOverManagers,
 ) -> Option<HandField> {
+    if diff.live.as_ref().is_none_or(Value::is_null) {
+        return None;
+    }
     let owners: Vec<&str> = owned
         .iter()
         .filter(|(_, paths)| paths.iter().any(|p| related(p, &diff.path)))
@@ -432,6 +436,32 @@ mod tests {
         assert_eq!(
             hand_fields(&git(), &live, &TakeOverManagers::default()),
             vec![]
+        );
+    }
+
+    #[test]
+    fn a_declared_field_the_cluster_lacks_is_no_hand_field() {
+        // The object was created by hand without labels: the label Git adds is no one's.
+        let mut live = deployment();
+        live["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .remove("labels");
+        live["metadata"]["managedFields"][1]["fieldsV1"] = json!({"f:metadata": {"f:labels": {}}});
+        let fields = hand_fields(&git(), &live, &TakeOverManagers::default());
+        assert!(
+            fields
+                .iter()
+                .all(|f| !f.path.starts_with("metadata.labels")),
+            "{fields:#?}"
+        );
+        live["metadata"]["labels"] = Value::Null;
+        let fields = hand_fields(&git(), &live, &TakeOverManagers::default());
+        assert!(
+            fields
+                .iter()
+                .all(|f| !f.path.starts_with("metadata.labels")),
+            "null is absent too: {fields:#?}"
         );
     }
 
