@@ -54,7 +54,8 @@ pub struct SyncArgs {
     /// Which cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Take over fields that another field manager owns (server-side apply `force`).
+    /// Also take over fields that managers outside the app's takeOverManagers own, such as
+    /// controllers (server-side apply `force`); people's tools are taken over without it.
     #[arg(long)]
     pub force_conflicts: bool,
     /// Apply every object, even those whose digest and fields already match.
