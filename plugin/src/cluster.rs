@@ -12,6 +12,8 @@ use clap::Args;
 use gitops_shared::object::{group_of, ObjectKey};
 use gitops_shared::scope::Scope;
 use http::{Method, Request};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+use kube::api::{Api, DynamicObject, PartialObjectMeta, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
@@ -563,6 +565,62 @@ impl Rest {
         )
         .map_err(wrap)?;
         self.client.request::<Value>(request).await.map_err(wrap)
+    }
+
+    /// Replaces an object's `metadata.managedFields` with `entries` (see [`crate::revert`]): a
+    /// merge patch that carries the `resourceVersion` read, so the API server answers 409 when
+    /// the object changed since, instead of dropping a newer manager's entry.
+    pub async fn write_managed_fields(
+        &self,
+        resource: &ApiResource,
+        namespace: &str,
+        name: &str,
+        resource_version: &str,
+        entries: Vec<ManagedFieldsEntry>,
+        dry_run: DryRun,
+    ) -> Result<(), ClusterError> {
+        let erased = kube::api::ApiResource {
+            group: resource.group.clone(),
+            version: resource.version.clone(),
+            api_version: resource.api_version(),
+            kind: resource.kind.clone(),
+            plural: resource.plural.clone(),
+        };
+        let api: Api<DynamicObject> = if resource.namespaced {
+            Api::namespaced_with(self.client.clone(), namespace, &erased)
+        } else {
+            Api::all_with(self.client.clone(), &erased)
+        };
+        let params = PatchParams {
+            field_manager: Some(gitops_shared::provenance::FIELD_MANAGER.to_owned()),
+            dry_run: dry_run == DryRun::Server,
+            ..PatchParams::default()
+        };
+        let patch = PartialObjectMeta::<DynamicObject> {
+            types: None,
+            metadata: ObjectMeta {
+                resource_version: Some(resource_version.to_owned()),
+                managed_fields: Some(entries),
+                ..ObjectMeta::default()
+            },
+            _phantom: std::marker::PhantomData,
+        };
+        api.patch_metadata(name, &params, &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|source| ClusterError::Request {
+                verb: "take over the hand-made fields of",
+                key: format!(
+                    "{}/{}",
+                    resource.kind,
+                    if namespace.is_empty() {
+                        name.to_owned()
+                    } else {
+                        format!("{namespace}/{name}")
+                    }
+                ),
+                source: RequestFailure(source),
+            })
     }
 
     /// DELETE one object (background propagation). A 404 counts as deleted.

@@ -4,14 +4,17 @@
 //! Only differences that mean something are shown: the "live" side is the desired object with
 //! each drifted field replaced by the cluster's value, so server defaults, status and bookkeeping
 //! never appear. Fields Git does not declare but a person added by hand (owned in managedFields
-//! by `kubectl-edit`, `kubectl-patch`, …) are shown too, marked as hand-made drift.
+//! by `kubectl-edit`, `kubectl-patch`, …) are shown too, marked as hand-made drift. Every
+//! hand-made field says what `sync` does about it: undo it, or leave it to `--force-conflicts`
+//! or to the app's `takeOverManagers`.
 
 use std::io::{IsTerminal as _, Write};
 
 use anyhow::Context as _;
 use clap::Args;
-use gitops_shared::drift::{declared_drift, hand_drift, without_provenance, HandDrift};
+use gitops_shared::drift::{declared_drift, without_provenance};
 use gitops_shared::object::ObjectKey;
+use gitops_shared::takeover::{hand_fields, HandField};
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
@@ -58,7 +61,8 @@ pub fn write_diff(out: &mut dyn Write, state: &AppState, color: bool) -> std::io
             continue;
         };
         let fields = declared_drift(desired, live);
-        let by_hand = hand_drift(desired, live);
+        let hand = hand_fields(desired, live, &state.rendered.app.take_over_managers);
+        let by_hand: Vec<&HandField> = hand.iter().filter(|f| !f.declared).collect();
         if fields.is_empty() && by_hand.is_empty() {
             continue;
         }
@@ -87,9 +91,14 @@ pub fn write_diff(out: &mut dyn Write, state: &AppState, color: bool) -> std::io
                 .live
                 .as_ref()
                 .map_or("<absent>".to_owned(), Value::to_string);
+            let owner = hand
+                .iter()
+                .find(|h| h.declared && h.path == field.path)
+                .map(|h| format!(" — set by {}; {}", h.manager, h.plan()))
+                .unwrap_or_default();
             writeln!(
                 out,
-                "# {key}: {} is {live} in the cluster, {} in Git",
+                "# {key}: {} is {live} in the cluster, {} in Git{owner}",
                 field.path, field.desired
             )?;
         }
@@ -100,8 +109,10 @@ pub fn write_diff(out: &mut dyn Write, state: &AppState, color: bool) -> std::io
                 .map_or("<absent>".to_owned(), Value::to_string);
             writeln!(
                 out,
-                "# {key}: {} = {live} was set by hand ({}), Git does not declare it",
-                drift.path, drift.manager
+                "# {key}: {} = {live} was set by hand ({}), Git does not declare it — {}",
+                drift.path,
+                drift.manager,
+                drift.plan()
             )?;
         }
         write_unified(out, &key, &cluster_text, &git_text, color)?;
@@ -118,7 +129,7 @@ pub fn write_diff(out: &mut dyn Write, state: &AppState, color: bool) -> std::io
     Ok(differs)
 }
 
-fn hand_lines(drift: &[HandDrift]) -> String {
+fn hand_lines(drift: &[&HandField]) -> String {
     let mut text = String::from("# fields set by hand, not declared in Git:\n");
     for d in drift {
         let live = d

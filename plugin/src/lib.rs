@@ -14,6 +14,7 @@ pub mod inventory;
 mod mock_tests;
 pub mod output;
 pub mod render_cmd;
+pub mod revert;
 pub mod source;
 pub mod status_cmd;
 pub mod sync_cmd;

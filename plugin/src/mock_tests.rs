@@ -222,11 +222,14 @@ async fn first_sync_discovers_lists_and_applies_in_phases() {
         "{:?}",
         seen[0]
     );
-    let patches: Vec<&Seen> = seen.iter().filter(|s| s.method == "PATCH").collect();
+    let patches: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.method == "PATCH" && !s.uri.contains("dryRun"))
+        .collect();
     assert!(patches
         .iter()
         .all(|p| p.content_type == "application/apply-patch+yaml"));
-    let settings = &patches[3].body;
+    let settings = &patches[2].body;
     assert_eq!(
         settings["metadata"]["annotations"]["kubectl-gitops.io/revision"],
         json!(head)
@@ -239,7 +242,7 @@ async fn first_sync_discovers_lists_and_applies_in_phases() {
         settings["metadata"]["labels"]["applyset.kubernetes.io/part-of"],
         json!(id)
     );
-    let inventory = &patches[4].body;
+    let inventory = &patches[3].body;
     assert_eq!(
         inventory["metadata"]["labels"]["applyset.kubernetes.io/id"],
         json!(id)
@@ -457,6 +460,125 @@ async fn legacy_discovery_when_aggregated_is_not_served() {
     );
     // A group the server does not list is not served.
     assert!(discovery.resource("example.io/v1", "Widget").is_err());
+}
+
+/// `settings` as the API server returns it after a sync, with its managedFields: ours, a
+/// controller's and, when `by_hand`, a `kubectl patch` that added `data.extra`.
+fn settings_with_owners(applied: &Value, by_hand: bool) -> Value {
+    let mut settings = applied.clone();
+    settings["metadata"]["resourceVersion"] = json!("41");
+    let mut entries = vec![
+        json!({"manager": "kubectl-gitops", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:LOG_LEVEL": {}}}}),
+        json!({"manager": "config-reloader", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {"f:annotations": {"f:reloader/last": {}}}}}),
+    ];
+    settings["metadata"]["annotations"]["reloader/last"] = json!("today");
+    if by_hand {
+        settings["data"]["extra"] = json!("by-hand");
+        entries.push(
+            json!({"manager": "kubectl-patch", "operation": "Update", "apiVersion": "v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:extra": {}}}}),
+        );
+    }
+    settings["metadata"]["managedFields"] = Value::Array(entries);
+    settings
+}
+
+#[tokio::test]
+async fn a_no_op_resync_reads_managed_fields_from_the_lists_and_sends_nothing() {
+    let (dir, _) = repo();
+    let applied = synced_cluster(dir.path()).await;
+    let namespace = applied[0].body.clone();
+    let parent = applied[3].body.clone();
+    // A controller's annotation is not a hand-made field: the object stays skipped.
+    let settings = settings_with_owners(&applied[2].body, false);
+    let (code, seen) = run_sync(dir.path(), move |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        match (
+            seen.method.as_str(),
+            seen.uri.split('?').next().unwrap_or_default(),
+        ) {
+            ("GET", "/api/v1/namespaces/shop/configmaps/gitops-app") => (200, parent.clone()),
+            ("GET", "/api/v1/namespaces") => (200, json!({"items": [namespace.clone()]})),
+            ("GET", "/api/v1/namespaces/shop/configmaps") => {
+                (200, json!({"items": [settings.clone()]}))
+            }
+            _ => (500, json!({"message": "unexpected"})),
+        }
+    })
+    .await;
+    assert_eq!(code, 0);
+    let lines: Vec<String> = seen
+        .iter()
+        .filter(|s| !s.uri.starts_with("/api?") && s.uri != "/api" && s.uri != "/apis")
+        .map(Seen::line)
+        .collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "the parent and one list per resource, nothing per object: {lines:#?}"
+    );
+    assert!(seen.iter().all(|s| s.method == "GET"), "{seen:#?}");
+}
+
+#[tokio::test]
+async fn a_hand_made_field_is_taken_over_then_applied_away() {
+    let (dir, _) = repo();
+    let applied = synced_cluster(dir.path()).await;
+    let namespace = applied[0].body.clone();
+    let parent = applied[3].body.clone();
+    let settings = settings_with_owners(&applied[2].body, true);
+    let (code, seen) = run_sync(dir.path(), move |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        match (
+            seen.method.as_str(),
+            seen.uri.split('?').next().unwrap_or_default(),
+        ) {
+            ("GET", "/api/v1/namespaces/shop/configmaps/gitops-app") => (200, parent.clone()),
+            ("GET", "/api/v1/namespaces") => (200, json!({"items": [namespace.clone()]})),
+            ("GET", "/api/v1/namespaces/shop/configmaps") => {
+                (200, json!({"items": [settings.clone()]}))
+            }
+            ("POST", _) => (201, json!({})),
+            _ => (200, settings.clone()),
+        }
+    })
+    .await;
+    assert_eq!(code, 0);
+    let writes: Vec<&Seen> = seen.iter().filter(|s| s.method != "GET").collect();
+    let lines: Vec<String> = writes.iter().map(|s| s.line()).collect();
+    let url = "/api/v1/namespaces/shop/configmaps/settings";
+    assert_eq!(
+        lines,
+        [
+            format!("PATCH {url}?fieldManager=kubectl-gitops&force=false&dryRun=All"),
+            format!("PATCH {url}?&fieldManager=kubectl-gitops"),
+            format!("PATCH {url}?fieldManager=kubectl-gitops&force=false"),
+        ],
+        "preflight, the managedFields rewrite, the apply; the inventory is unchanged"
+    );
+    let rewrite = writes[1];
+    assert_eq!(rewrite.content_type, "application/merge-patch+json");
+    assert_eq!(rewrite.body["metadata"]["resourceVersion"], "41");
+    assert_eq!(
+        rewrite.body["metadata"]["managedFields"],
+        json!([
+            {"manager": "config-reloader", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:metadata": {"f:annotations": {"f:reloader/last": {}}}}},
+            {"manager": "kubectl-gitops", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:data": {"f:LOG_LEVEL": {}, "f:extra": {}}}}
+        ]),
+        "kubectl-patch's entry merged into ours; the controller's kept"
+    );
+    assert!(
+        writes[2].body["data"].get("extra").is_none(),
+        "the apply leaves out what Git does not declare"
+    );
 }
 
 /// The API server's relay of a webhook's denial, as kube-apiserver words it.

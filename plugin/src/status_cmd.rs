@@ -5,9 +5,10 @@ use std::io::Write;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use gitops_shared::drift::{declared_drift, hand_drift};
+use gitops_shared::drift::declared_drift;
 use gitops_shared::health::{health_of, Health, HealthStatus};
 use gitops_shared::provenance::REVISION_ANNOTATION;
+use gitops_shared::takeover::{hand_fields, HandField};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -71,8 +72,11 @@ pub struct ObjectStatus {
     pub name: String,
     /// Sync status.
     pub sync: SyncStatus,
-    /// The fields that differ (OutOfSync).
+    /// The fields that differ (OutOfSync); a hand-made one names its manager and what sync does.
     pub fields: Vec<String>,
+    /// The hand-made fields with their manager and what sync does about each (`remedy`:
+    /// `Revert`, `ForceConflicts` or `Kept`); no values, which may be a Secret's.
+    pub hand_fields: Vec<HandField>,
     /// Health.
     pub health: HealthStatus,
     /// Why not Healthy.
@@ -156,23 +160,26 @@ pub fn report(state: &AppState) -> StatusReport {
                 name: key.name.clone(),
                 sync: SyncStatus::Missing,
                 fields: Vec::new(),
+                hand_fields: Vec::new(),
                 health: HealthStatus::Missing,
                 health_reason: Health::missing().reason,
                 revision: String::new(),
             },
             Some(live) => {
+                let hand = hand_fields(desired, live, &state.rendered.app.take_over_managers);
+                let said =
+                    |h: &HandField| format!("{} (by {}; {})", h.path, h.manager, h.remedy.short());
                 let mut fields: Vec<String> = declared_drift(desired, live)
                     .into_iter()
                     .map(|d| match d.duplicates {
                         Some(n) => format!("{} ({n} entries with this key)", d.path),
-                        None => d.path,
+                        None => hand
+                            .iter()
+                            .find(|h| h.declared && h.path == d.path)
+                            .map_or(d.path, said),
                     })
                     .collect();
-                fields.extend(
-                    hand_drift(desired, live)
-                        .into_iter()
-                        .map(|d| format!("{} (by {})", d.path, d.manager)),
-                );
+                fields.extend(hand.iter().filter(|h| !h.declared).map(said));
                 let health = health_of(live);
                 ObjectStatus {
                     kind: key.kind.clone(),
@@ -185,6 +192,7 @@ pub fn report(state: &AppState) -> StatusReport {
                         SyncStatus::OutOfSync
                     },
                     fields,
+                    hand_fields: hand,
                     health: health.status,
                     health_reason: health.reason,
                     revision: revision_of(live),
@@ -203,6 +211,7 @@ pub fn report(state: &AppState) -> StatusReport {
             name: key.name.clone(),
             sync: SyncStatus::Extraneous,
             fields: Vec::new(),
+            hand_fields: Vec::new(),
             health: health.status,
             health_reason: health.reason,
             revision: live.map(revision_of).unwrap_or_default(),
@@ -364,6 +373,7 @@ mod tests {
             } else {
                 Vec::new()
             },
+            hand_fields: Vec::new(),
             health,
             health_reason: reason.into(),
             revision: if sync == SyncStatus::Missing {

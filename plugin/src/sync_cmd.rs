@@ -3,8 +3,13 @@
 //!
 //! Phases: Namespaces and CustomResourceDefinitions first; custom resources once their CRD is
 //! Established (and discovery knows them); then the rest. Within a phase, applies run with a
-//! bounded concurrency. An object whose live digest annotation equals the desired digest and whose
-//! declared fields still match is skipped without a request, unless `--force`.
+//! bounded concurrency. An object whose live digest annotation equals the desired digest, whose
+//! declared fields still match and that holds no field a taken-over manager wrote by hand is
+//! skipped without a request, unless `--force`.
+//!
+//! Hand-made changes are undone ([`crate::revert`]): the fields of the app's `takeOverManagers`
+//! (kubectl's, by default) are handed to `sync`'s own apply entry first, so the apply puts Git's
+//! values back and removes what Git does not declare. Such objects count as "reverted".
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
@@ -18,12 +23,14 @@ use gitops_shared::object::ObjectKey;
 use gitops_shared::provenance::DIGEST_ANNOTATION;
 use gitops_shared::scope::scopes_from_crds;
 use gitops_shared::scope::Scope as _;
+use gitops_shared::takeover::{hand_fields, HandField, Remedy};
 use serde_json::Value;
 
 use crate::app_state::{runtime, AppState, CONCURRENCY};
 use crate::cluster::{ClusterArgs, ClusterError, Discovery, DryRun};
 use crate::exit;
 use crate::inventory::{now_rfc3339, prune_refusal, Inventory};
+use crate::revert::taken_over;
 use crate::source::SourceArgs;
 
 /// `--dry-run` modes, like kubectl's.
@@ -47,7 +54,8 @@ pub struct SyncArgs {
     /// Which cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Take over fields that another field manager owns (server-side apply `force`).
+    /// Also take over fields that managers outside the app's takeOverManagers own, such as
+    /// controllers (server-side apply `force`); people's tools are taken over without it.
     #[arg(long)]
     pub force_conflicts: bool,
     /// Apply every object, even those whose digest and fields already match.
@@ -95,6 +103,8 @@ pub enum Outcome {
     Created,
     /// Existed and differed; applied.
     Configured,
+    /// Existed with hand-made fields; they were taken over and put back to Git (these ones).
+    Reverted(Vec<HandField>),
     /// Digest and declared fields already matched; no request.
     Unchanged,
     /// Deleted by --prune.
@@ -108,6 +118,7 @@ impl Outcome {
         match self {
             Outcome::Created => "created",
             Outcome::Configured => "configured",
+            Outcome::Reverted(_) => "reverted",
             Outcome::Unchanged => "unchanged",
             Outcome::Pruned => "pruned",
             Outcome::Failed(_) => "failed",
@@ -295,6 +306,7 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             checked?;
         }
     }
+    print_hand_plan(&state, dry_run.is_some());
     let mut outcomes: Vec<(ObjectKey, Outcome)> = Vec::new();
     for phase in 0..3 {
         let batch: Vec<(ObjectKey, Value)> = state
@@ -470,25 +482,139 @@ async fn apply_one(
         return Outcome::Unchanged;
     }
     let live = state.live.get(key);
-    let outcome = if live.is_some() {
-        Outcome::Configured
-    } else {
-        Outcome::Created
+    let take_over = &state.rendered.app.take_over_managers;
+    let hand = live
+        .map(|live| hand_fields(object, live, take_over))
+        .unwrap_or_default();
+    let reverted: Vec<HandField> = hand
+        .iter()
+        .filter(|f| {
+            f.remedy == Remedy::Revert
+                || (f.remedy == Remedy::ForceConflicts && args.force_conflicts)
+        })
+        .cloned()
+        .collect();
+    let conflicts: Vec<&HandField> = hand
+        .iter()
+        .filter(|f| f.remedy == Remedy::ForceConflicts && !args.force_conflicts)
+        .collect();
+    let outcome = match live {
+        None => Outcome::Created,
+        Some(_) if reverted.is_empty() => Outcome::Configured,
+        Some(_) => Outcome::Reverted(reverted),
     };
     if dry_run == Some(DryRunMode::Client) {
+        if !conflicts.is_empty() {
+            return Outcome::Failed(format!("would conflict: {}", conflict_clause(&conflicts)));
+        }
         return outcome;
     }
     let resource = match state.discovery.resource_of(object) {
         Ok(resource) => resource,
         Err(error) => return Outcome::Failed(error.to_string()),
     };
-    match state.rest.apply(resource, object, args.force_conflicts, server_dry_run).await {
+    let mut force = args.force_conflicts;
+    let takes_over = hand.iter().any(|f| f.remedy == Remedy::Revert);
+    if let (Some(live), true) = (live, takes_over) {
+        if server_dry_run == DryRun::Server {
+            // A dry run cannot show the apply a rewrite it did not persist: the fields taken over
+            // are conflicts no more, the others still are.
+            force = force || conflicts.is_empty();
+        } else if let Err(error) = take_over_fields(state, resource, key, live).await {
+            return Outcome::Failed(error.to_string());
+        }
+    }
+    match state.rest.apply(resource, object, force, server_dry_run).await {
         Ok(_) => outcome,
         Err(error) if error.code() == Some(409) => Outcome::Failed(format!(
-            "{error}; another field manager owns these fields: change them in Git, or pass --force-conflicts to take them over"
+            "{error}; a field manager that sync does not take over owns these fields ({}): change them in Git, add the manager to takeOverManagers in gitops.yaml, or pass --force-conflicts to take them over",
+            if conflicts.is_empty() { "see above".to_owned() } else { conflict_clause(&conflicts) }
         )),
         Err(error) => Outcome::Failed(error.to_string()),
     }
+}
+
+/// What sync does about each hand-made field, the plan `diff` and `status` show too: with
+/// `--dry-run` every field on stdout; otherwise, on stderr, the fields it leaves alone (the
+/// others show as reverted or failed in the summary). No value is printed: it may be a Secret's.
+fn print_hand_plan(state: &AppState, dry_run: bool) {
+    let take_over = &state.rendered.app.take_over_managers;
+    for (key, desired) in state.desired() {
+        let Some(live) = state.live.get(&key) else {
+            continue;
+        };
+        for field in hand_fields(desired, live, take_over) {
+            if dry_run {
+                println!("hand-made {key}: {}: {}", field.path, field.plan());
+            } else if field.remedy == Remedy::Kept {
+                eprintln!("hand-made {key}: {}: {}", field.path, field.plan());
+            }
+        }
+    }
+}
+
+/// `spec.replicas (horizontal-pod-autoscaler), …`: conflicting fields and their owners.
+fn conflict_clause(fields: &[&HandField]) -> String {
+    let named: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{} ({})", f.path, f.manager))
+        .collect();
+    format!(
+        "{}; pass --force-conflicts to take them over",
+        named.join(", ")
+    )
+}
+
+/// Hands the fields of the app's take-over managers to `sync`'s apply entry. The rewrite is
+/// guarded by the resourceVersion read; when a controller wrote the object meanwhile (a
+/// Deployment's status after `kubectl set image`), it is read again and the rewrite retried.
+async fn take_over_fields(
+    state: &AppState,
+    resource: &crate::cluster::ApiResource,
+    key: &ObjectKey,
+    live: &Value,
+) -> anyhow::Result<()> {
+    const ATTEMPTS: usize = 3;
+    let take_over = &state.rendered.app.take_over_managers;
+    let mut current = live.clone();
+    for attempt in 1..=ATTEMPTS {
+        let Some(entries) = taken_over(&current, take_over)
+            .with_context(|| format!("{key}: cannot take over its hand-made fields"))?
+        else {
+            return Ok(());
+        };
+        let resource_version = current
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        match state
+            .rest
+            .write_managed_fields(
+                resource,
+                &key.namespace,
+                &key.name,
+                &resource_version,
+                entries,
+                DryRun::No,
+            )
+            .await
+        {
+            Ok(()) => {
+                tracing::debug!(object = %key, "hand-made fields taken over");
+                return Ok(());
+            }
+            Err(error) if error.code() == Some(409) && attempt < ATTEMPTS => {
+                tracing::debug!(object = %key, attempt, "changed meanwhile; reading it again");
+                match state.rest.get(resource, &key.namespace, &key.name).await? {
+                    Some(fresh) => current = fresh,
+                    None => return Ok(()),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
 }
 
 /// True when the live object already carries the desired digest and every declared field, so
@@ -504,10 +630,14 @@ fn unchanged(state: &AppState, key: &ObjectKey, object: &Value, force: bool) -> 
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
+    // Hand-made fields are read from the listed objects' managedFields: no request per object.
     !force
         && digest(live).is_some()
         && digest(live) == digest(object)
         && declared_drift(object, live).is_empty()
+        && !hand_fields(object, live, &state.rendered.app.take_over_managers)
+            .iter()
+            .any(|f| f.remedy == Remedy::Revert)
 }
 
 async fn wait_established(
@@ -557,11 +687,25 @@ fn print_summary(outcomes: &[(ObjectKey, Outcome)], revision: &str, dry_run: Opt
         Some(DryRunMode::Server) => " (server dry run)",
         None => "",
     };
-    let mut counts = [0usize; 5];
-    for word in ["created", "configured", "unchanged", "pruned", "failed"] {
+    let mut counts = [0usize; 6];
+    for word in [
+        "created",
+        "configured",
+        "reverted",
+        "unchanged",
+        "pruned",
+        "failed",
+    ] {
         for (key, outcome) in sorted.iter().filter(|(_, o)| o.word() == word) {
             match outcome {
                 Outcome::Failed(message) => println!("{word} {key}: {message}"),
+                Outcome::Reverted(fields) => {
+                    let named: Vec<String> = fields
+                        .iter()
+                        .map(|f| format!("{} (by {})", f.path, f.manager))
+                        .collect();
+                    println!("{word} {key}: {}{suffix}", named.join(", "));
+                }
                 _ => println!("{word} {key}{suffix}"),
             }
         }
@@ -573,17 +717,20 @@ fn print_summary(outcomes: &[(ObjectKey, Outcome)], revision: &str, dry_run: Opt
             Outcome::Unchanged => 2,
             Outcome::Pruned => 3,
             Outcome::Failed(_) => 4,
+            Outcome::Reverted(_) => 5,
         };
         counts[i] += 1;
     }
+    // "reverted" comes last so that the counts scripts already read keep their places.
     println!(
-        "sync {}: {} created, {} configured, {} unchanged, {} pruned, {} failed{suffix}",
+        "sync {}: {} created, {} configured, {} unchanged, {} pruned, {} failed, {} reverted{suffix}",
         &revision[..revision.len().min(12)],
         counts[0],
         counts[1],
         counts[2],
         counts[3],
-        counts[4]
+        counts[4],
+        counts[5]
     );
 }
 

@@ -61,6 +61,7 @@ fn app(path: &str, renderer: Renderer) -> App {
         values: vec![],
         from_app_file: true,
         cluster_scoped_kinds: vec![],
+        take_over_managers: Default::default(),
     }
 }
 

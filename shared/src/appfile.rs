@@ -11,6 +11,7 @@
 //!     namespace: shop                # for namespaced objects that name none
 //!     renderer: tera                 # auto (default), plain, tera, kustomize, helm
 //!     values: [values-production.yaml]   # relative to the app's folder, merged in this order
+//!     takeOverManagers: [default, deploy-script]  # whose fields sync takes over (see crate::takeover)
 //! ```
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::git::{join_path, normalize_path, FileTree};
+use crate::takeover::TakeOverManagers;
 
 /// The app file's name at the repository root.
 pub const APP_FILE: &str = "gitops.yaml";
@@ -98,6 +100,9 @@ pub struct App {
     /// a CRD in the render says so. Scope is decided from Git alone, so the webhook renders the
     /// same objects as the plugin.
     pub cluster_scoped_kinds: Vec<String>,
+    /// The field managers whose fields `sync` takes over, so that hand-made changes are undone
+    /// and not only reported (`takeOverManagers`; kubectl's by default).
+    pub take_over_managers: TakeOverManagers,
 }
 
 impl App {
@@ -114,6 +119,7 @@ impl App {
             values: Vec::new(),
             from_app_file: false,
             cluster_scoped_kinds: Vec::new(),
+            take_over_managers: TakeOverManagers::default(),
         })
     }
 }
@@ -144,6 +150,8 @@ struct RawApp {
     values: Vec<String>,
     #[serde(default, rename = "clusterScopedKinds")]
     cluster_scoped_kinds: Vec<String>,
+    #[serde(default, rename = "takeOverManagers")]
+    take_over_managers: Option<Vec<String>>,
 }
 
 impl AppFile {
@@ -194,6 +202,11 @@ impl AppFile {
                     )));
                 }
             }
+            let take_over_managers = match &raw_app.take_over_managers {
+                None => TakeOverManagers::default(),
+                Some(entries) => TakeOverManagers::parse(entries)
+                    .map_err(|e| invalid(format!("apps.{name}.takeOverManagers{e}")))?,
+            };
             apps.insert(
                 name.clone(),
                 App {
@@ -204,6 +217,7 @@ impl AppFile {
                     values,
                     from_app_file: true,
                     cluster_scoped_kinds: raw_app.cluster_scoped_kinds,
+                    take_over_managers,
                 },
             );
         }
@@ -413,6 +427,27 @@ mod tests {
     use super::*;
 
     const FILE: &str = "apps:\n  shop:\n    path: examples/tera-app\n    namespace: shop\n    renderer: tera\n    values: [values-production.yaml]\n    clusterScopedKinds: [ClusterThing.example.io]\n  plain:\n    path: ./examples/plain-app/\n";
+
+    #[test]
+    fn take_over_managers_default_extend_or_replace() {
+        let file = AppFile::parse(
+            b"apps:\n  a:\n    path: a\n  b:\n    path: b\n    takeOverManagers: [default, deploy-bot]\n  c:\n    path: c\n    takeOverManagers: []\n",
+        )
+        .expect("parse");
+        assert_eq!(
+            file.apps["a"].take_over_managers,
+            TakeOverManagers::default()
+        );
+        assert!(file.apps["b"].take_over_managers.covers("deploy-bot"));
+        assert!(file.apps["b"].take_over_managers.covers("kubectl-edit"));
+        assert!(!file.apps["c"].take_over_managers.covers("kubectl-edit"));
+        let err = AppFile::parse(b"apps:\n  w:\n    path: a\n    takeOverManagers: [\"a*b\"]\n")
+            .expect_err("bad entry");
+        assert!(
+            err.to_string().contains("apps.w.takeOverManagers[0]"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn parses_and_resolves_values_paths() {

@@ -55,6 +55,16 @@ pub fn declared_drift(desired: &Value, live: &Value) -> Vec<FieldDiff> {
 /// Fields the API server set by default ([`ServerDefaults`]) are no one's hand-made change, even
 /// when `managedFields` records them as owned by the `kubectl-create` that created the object.
 pub fn hand_drift(desired: &Value, live: &Value) -> Vec<HandDrift> {
+    hand_drift_by(desired, live, &|manager| HAND_MANAGERS.contains(&manager))
+}
+
+/// [`hand_drift`] with the managers that count as a person's tools given by `by_hand`: `sync`
+/// also looks at the app's `takeOverManagers` ([`crate::takeover`]).
+pub fn hand_drift_by(
+    desired: &Value,
+    live: &Value,
+    by_hand: &dyn Fn(&str) -> bool,
+) -> Vec<HandDrift> {
     let defaults = ServerDefaults::of(live);
     let mut found = Vec::new();
     let entries = live
@@ -66,13 +76,13 @@ pub fn hand_drift(desired: &Value, live: &Value) -> Vec<HandDrift> {
             .get("manager")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let by_hand = HAND_MANAGERS.contains(&manager);
+        let written_by_hand = by_hand(manager);
         let subresource = entry
             .get("subresource")
             .and_then(Value::as_str)
             .unwrap_or_default();
         // Status writes are the controllers' business, never drift.
-        if !by_hand || subresource == "status" {
+        if !written_by_hand || subresource == "status" {
             continue;
         }
         let Some(fields) = entry.get("fieldsV1").and_then(Value::as_object) else {

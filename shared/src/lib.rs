@@ -19,6 +19,7 @@ pub mod provenance;
 pub mod quantity;
 pub mod render;
 pub mod scope;
+pub mod takeover;
 pub mod timestamp;
 
 pub use error::{Error, Result};

@@ -413,8 +413,10 @@ fn hand_edits_are_drift_and_conflicts_name_the_manager() {
         .expect("extra row");
     assert_eq!(extra["sync"], "OutOfSync", "{extra}");
 
-    // A person changes a declared field: sync conflicts and names the field and the manager.
-    let path = format!("/api/v1/namespaces/{ns}/configmaps/settings?fieldManager=kubectl-edit");
+    // A tool that is not one of the people's tools sync takes over (kubectl's are: see
+    // drift_revert.rs) changes a declared field: sync conflicts and names the field and the
+    // manager.
+    let path = format!("/api/v1/namespaces/{ns}/configmaps/settings?fieldManager=deploy-bot");
     let (code, body) = cluster.request(
         "PATCH",
         &path,
@@ -430,7 +432,7 @@ fn hand_edits_are_drift_and_conflicts_name_the_manager() {
         .find(|l| l.starts_with(&format!("failed ConfigMap/{ns}/settings")))
         .unwrap_or_else(|| panic!("no conflict: {sync}"));
     assert!(
-        failed.contains("kubectl-edit") && failed.contains(".data.LOG_LEVEL"),
+        failed.contains("deploy-bot") && failed.contains(".data.LOG_LEVEL"),
         "{failed}"
     );
     assert!(failed.contains("--force-conflicts"), "{failed}");

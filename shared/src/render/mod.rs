@@ -315,6 +315,7 @@ mod tests {
             values: vec![],
             from_app_file: true,
             cluster_scoped_kinds: cluster_scoped_kinds.iter().map(|s| s.to_string()).collect(),
+            take_over_managers: Default::default(),
         }
     }
 

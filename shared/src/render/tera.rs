@@ -230,6 +230,7 @@ mod tests {
             values: vec![],
             from_app_file: true,
             cluster_scoped_kinds: vec![],
+            take_over_managers: Default::default(),
         }
     }
 
