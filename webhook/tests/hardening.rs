@@ -7,24 +7,17 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::https::{client_config, free_ports, get, Connection, Pki};
+use common::https::{client_config, get, Connection};
 use common::{fixture, Repo};
+use gitops_test_support::pki::LOOPBACK;
+use gitops_test_support::{address_in_log, Ca, Killed};
 use rustls_pki_types::ServerName;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A webhook process serving a local repository with small connection limits.
 struct Webhook {
@@ -43,10 +36,10 @@ impl Webhook {
     async fn start(handshake: &str, header_read: &str, wrapper: &[&str]) -> Webhook {
         let repo = Repo::new();
         let work = tempfile::tempdir().unwrap();
-        let pki = Pki::new();
-        let (cert, key, _) = pki.serving();
-        std::fs::write(work.path().join("tls.crt"), cert).unwrap();
-        std::fs::write(work.path().join("tls.key"), key).unwrap();
+        let ca = Ca::new("gitops-webhook hardening CA");
+        let serving = ca.serving(&LOOPBACK);
+        std::fs::write(work.path().join("tls.crt"), &serving.cert_pem).unwrap();
+        std::fs::write(work.path().join("tls.key"), &serving.key_pem).unwrap();
         let config = work.path().join("config.yaml");
         std::fs::write(
             &config,
@@ -57,9 +50,6 @@ impl Webhook {
             ),
         )
         .unwrap();
-        let [port, admin_port] = free_ports::<2>();
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
         let log = work.path().join("webhook.log");
         let binary = env!("CARGO_BIN_EXE_gitops-webhook");
         let mut command = match wrapper {
@@ -77,8 +67,8 @@ impl Webhook {
             .arg(work.path().join("tls.crt"))
             .arg("--tls-key")
             .arg(work.path().join("tls.key"))
-            .args(["--listen", &address.to_string()])
-            .args(["--admin-listen", &admin.to_string()])
+            // Port 0: the webhook logs the addresses it got.
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(["--tls-handshake-timeout", handshake])
             .env("GITOPS_WEBHOOK_HEADER_READ_TIMEOUT", header_read)
             .env(
@@ -90,6 +80,9 @@ impl Webhook {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         let mut process = Killed(command.spawn().unwrap());
+        let started = Duration::from_secs(60);
+        let admin = address_in_log(&log, "admin listening", &mut process.0, started);
+        let address = address_in_log(&log, "webhook listening (TLS)", &mut process.0, started);
         let deadline = Instant::now() + Duration::from_secs(60);
         while !matches!(get(admin, "/readyz").await, Ok((200, _))) {
             if let Some(status) = process.0.try_wait().unwrap() {
@@ -105,7 +98,7 @@ impl Webhook {
             process,
             address,
             admin,
-            client: client_config(&pki.ca_pem),
+            client: client_config(&ca.pem),
             log,
             _work: work,
             _repo: repo,

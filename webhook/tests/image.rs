@@ -11,29 +11,21 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::https::{client_config, free_ports, get, Connection, Pki};
-use common::{fixture, git, Repo, World};
+use common::https::{client_config, get, Connection};
+use common::{fixture, Repo, World};
 use gitops_shared::provenance::REVISION_ANNOTATION;
+use gitops_test_support::pki::LOOPBACK;
+use gitops_test_support::{address_in_log, git, Ca, GitDaemon, Killed};
 use serde_json::{json, Value};
 
 /// The largest image shipped (issue 13).
 const MAX_IMAGE_BYTES: u64 = 40 * 1000 * 1000;
 
 const IMAGE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/image");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Removes the image this test built, whatever the outcome.
 struct BuiltImage(String);
@@ -61,30 +53,6 @@ fn stdout(command: &mut Command) -> String {
     String::from_utf8_lossy(&run(command).stdout)
         .trim()
         .to_owned()
-}
-
-fn start_git_daemon(base: &Path, port: u16) -> Killed {
-    // git-daemon itself: `git daemon` would run it as a child that outlives a kill of `git`.
-    let exec_path = git(base, &["--exec-path"]);
-    let child = Command::new(Path::new(&exec_path).join("git-daemon"))
-        .args([
-            "--export-all",
-            "--reuseaddr",
-            &format!("--base-path={}", base.display()),
-            &format!("--port={port}"),
-            "--listen=127.0.0.1",
-            &base.display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "git daemon did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Killed(child)
 }
 
 /// Lists a directory tree with sizes, for the test's output.
@@ -193,9 +161,8 @@ async fn the_image_holds_all_the_webhook_needs() {
             "shop.git",
         ],
     );
-    let [git_port, port, admin_port] = free_ports::<3>();
-    let _daemon = start_git_daemon(served.path(), git_port);
-    let url = format!("git://127.0.0.1:{git_port}/shop.git");
+    let daemon = GitDaemon::start(served.path());
+    let url = format!("git://127.0.0.1:{}/shop.git", daemon.port);
     let (c1, c2) = (repo.c1.clone(), repo.c2.clone());
     let world = World::serving(repo, &url, "");
 
@@ -212,10 +179,10 @@ async fn the_image_holds_all_the_webhook_needs() {
     };
     let etc = root.join("etc/gitops-webhook");
     std::fs::create_dir_all(etc.join("tls")).unwrap();
-    let pki = Pki::new();
-    let (cert, key, _) = pki.serving();
-    std::fs::write(etc.join("tls/tls.crt"), cert).unwrap();
-    std::fs::write(etc.join("tls/tls.key"), key).unwrap();
+    let ca = Ca::new("gitops-webhook image test CA");
+    let serving = ca.serving(&LOOPBACK);
+    std::fs::write(etc.join("tls/tls.crt"), &serving.cert_pem).unwrap();
+    std::fs::write(etc.join("tls/tls.key"), &serving.key_pem).unwrap();
     std::fs::write(
         etc.join("config.yaml"),
         format!(
@@ -229,8 +196,6 @@ async fn the_image_holds_all_the_webhook_needs() {
         std::fs::create_dir_all(root.join("var/cache/gitops-webhook")).unwrap();
     }
 
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
     let log_path = work.path().join("webhook.log");
     let mut webhook = Killed(
         Command::new(Path::new(IMAGE_DIR).join("run-unpacked.sh"))
@@ -242,8 +207,8 @@ async fn the_image_holds_all_the_webhook_needs() {
             .arg(inside("/etc/gitops-webhook/tls/tls.crt"))
             .arg("--tls-key")
             .arg(inside("/etc/gitops-webhook/tls/tls.key"))
-            .args(["--listen", &address.to_string()])
-            .args(["--admin-listen", &admin.to_string()])
+            // Port 0: the webhook logs the addresses it got.
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_path).unwrap())
@@ -252,6 +217,18 @@ async fn the_image_holds_all_the_webhook_needs() {
     );
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let started = Instant::now();
+    let admin = address_in_log(
+        &log_path,
+        "admin listening",
+        &mut webhook.0,
+        Duration::from_secs(60),
+    );
+    let address = address_in_log(
+        &log_path,
+        "webhook listening (TLS)",
+        &mut webhook.0,
+        Duration::from_secs(60),
+    );
     loop {
         if let Ok((200, _)) = get(admin, "/readyz").await {
             break;
@@ -281,7 +258,7 @@ async fn the_image_holds_all_the_webhook_needs() {
         json!("1111111111111111111111111111111111111111");
     let unmanaged = fixture("0005-CREATE-ConfigMap-app-config.json");
 
-    let mut connection = Connection::open(address, client_config(&pki.ca_pem))
+    let mut connection = Connection::open(address, client_config(&ca.pem))
         .await
         .unwrap();
     let response = answer(&mut connection, &forward).await;
