@@ -1813,3 +1813,49 @@ fn example_apps_pass_through_the_webhook() {
         eprintln!("kubectl is not installed: the kustomize example is left out");
     }
 }
+
+/// How break glass ends (DESIGN, issue 14): a break-glass member's hand edits pass with a
+/// warning; the next plain sync undoes them — taking over what kubectl's managers own, then
+/// applying Git's values — through the webhook, with no denial.
+#[test]
+fn the_next_sync_undoes_break_glass_changes_through_the_webhook() {
+    let cluster = Cluster::new("webhook-undo");
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    let run = world.sync(&[]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    let settings = format!("/api/v1/namespaces/{ns}/configmaps/settings");
+    let web = format!("/apis/apps/v1/namespaces/{ns}/deployments/web");
+    // `kubectl patch` adds a key and `kubectl set image` changes the image, as break glass.
+    let (code, body) = world.api.merge_patch(
+        Who::BreakGlass,
+        &format!("{settings}?fieldManager=kubectl-patch"),
+        json!({"data": {"EXTRA": "by-hand", "LOG_LEVEL": "trace"}}),
+    );
+    assert_eq!(code, 200, "{body:#}");
+    let (code, body) = world.api.request(
+        Who::BreakGlass,
+        "PATCH",
+        &format!("{web}?fieldManager=kubectl-set"),
+        Some("application/strategic-merge-patch+json"),
+        &json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "registry.k8s.io/pause:3.9"}]}}}}),
+    );
+    assert_eq!(code, 200, "{body:#}");
+    assert_eq!(
+        world.webhook.reviews("UPDATE", "ConfigMap", "break-glass"),
+        1
+    );
+
+    let run = world.sync(&[]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    let live = cluster.get(&settings).expect("settings");
+    assert_eq!(live["data"]["LOG_LEVEL"], "info");
+    assert!(live["data"].get("EXTRA").is_none(), "{live:#}");
+    let live = cluster.get(&web).expect("web");
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.k8s.io/pause:3.10"
+    );
+    let (denied, why) = world.webhook.denials();
+    assert_eq!(denied, 0, "{why:#?}");
+}
