@@ -9,7 +9,7 @@ use gitops_shared::object::ObjectKey;
 use gitops_shared::provenance::{
     inventory_parent, Provenance, APPLYSET_GROUP_KINDS_ANNOTATION, APPLYSET_ID_LABEL,
     APPLYSET_NAMESPACES_ANNOTATION, APPLYSET_PART_OF_LABEL, APPLYSET_TOOLING_ANNOTATION, APP_LABEL,
-    PATH_ANNOTATION, REPO_ANNOTATION, REVISION_ANNOTATION,
+    MANAGED_BY, MANAGED_BY_LABEL, PATH_ANNOTATION, REPO_ANNOTATION, REVISION_ANNOTATION,
 };
 use serde_json::{json, Value};
 
@@ -119,7 +119,12 @@ impl Inventory {
             "metadata": {
                 "name": key.name,
                 "namespace": namespace,
-                "labels": { APPLYSET_ID_LABEL: applyset },
+                // Managed like the app's objects: the webhook holds its writes to Git (rule 6).
+                "labels": {
+                    APPLYSET_ID_LABEL: applyset,
+                    MANAGED_BY_LABEL: MANAGED_BY,
+                    APP_LABEL: app,
+                },
                 "annotations": {
                     APPLYSET_TOOLING_ANNOTATION: format!("kubectl-gitops/v{}", env!("CARGO_PKG_VERSION")),
                     APPLYSET_GROUP_KINDS_ANNOTATION: group_kinds.into_iter().collect::<Vec<_>>().join(","),

@@ -424,7 +424,7 @@ mod tests {
     }
 
     #[test]
-    fn grants_get_on_the_scalable_built_in_kinds_only() {
+    fn grants_get_on_the_scalable_built_in_kinds_and_pods_only() {
         let objects = printed();
         let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap();
         let role = find("ClusterRole");
@@ -433,7 +433,7 @@ mod tests {
             role["rules"],
             json!([
                 {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"], "verbs": ["get"]},
-                {"apiGroups": [""], "resources": ["replicationcontrollers"], "verbs": ["get"]}
+                {"apiGroups": [""], "resources": ["replicationcontrollers", "pods"], "verbs": ["get"]}
             ])
         );
         let binding = find("ClusterRoleBinding");

@@ -599,7 +599,7 @@ impl<'a> World<'a> {
                     "timeoutSeconds": 5,
                     "clientConfig": {"url": webhook.url, "caBundle": ca_bundle},
                     "rules": [{"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": ["*"],
-                        "apiVersions": ["*"], "resources": ["*", "*/scale"], "scope": "*"}],
+                        "apiVersions": ["*"], "resources": ["*", "*/scale", "pods/eviction", "pods/ephemeralcontainers"], "scope": "*"}],
                     "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
                         "operator": "In", "values": [ns]}]}
                 }]}),
@@ -1506,6 +1506,36 @@ fn attacks_by_a_person_with_edit_are_refused() {
     let run = world.sync(&[]);
     assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
 
+    // 8. The inventory: who synced, and the members Git declares, are the sync's to write;
+    // it goes only with its app.
+    let inventory = format!("/api/v1/namespaces/{ns}/configmaps/gitops-web");
+    assert_refused(
+        &api.merge_patch(
+            Who::Alice,
+            &inventory,
+            json!({"metadata": {"annotations": {"kubectl-gitops.io/synced-by": "someone-else"}}}),
+        ),
+        "the inventory says it was synced by \"someone-else\"",
+    );
+    let listed = cluster.get(&inventory).expect("the inventory");
+    let members: Vec<Value> =
+        serde_json::from_str(listed["data"]["members"].as_str().expect("members")).expect("a list");
+    let fewer: Vec<&Value> = members.iter().filter(|m| m[1] != "Deployment").collect();
+    assert_eq!(fewer.len() + 1, members.len(), "{members:?}");
+    assert_refused(
+        &api.merge_patch(
+            Who::Alice,
+            &inventory,
+            json!({"metadata": {"annotations": {"kubectl-gitops.io/synced-by": api.alice}},
+                "data": {"members": serde_json::to_string(&fewer).expect("json")}}),
+        ),
+        &format!("the inventory would drop Deployment/{ns}/web"),
+    );
+    assert_refused(
+        &api.request(Who::Alice, "DELETE", &inventory, None, &Value::Null),
+        "which the branch head",
+    );
+
     // 4. Filling what Git declares empty: tolerations, the template's annotations (what
     // `kubectl rollout restart` writes).
     assert_refused(
@@ -1558,6 +1588,46 @@ fn attacks_by_a_person_with_edit_are_refused() {
         !message.contains("Z3Vlc3M=") && !message.contains("Z2l0LXNlY3JldA=="),
         "{message}"
     );
+
+    // 14. A managed Pod may not be evicted while Git declares it, nor get an ephemeral
+    // container. (The test API server models neither subresource.)
+    if cluster.is_real() {
+        let pods = format!("/api/v1/namespaces/{ns}/pods");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "probe", "namespace": ns},
+            "spec": {"containers": [{"name": "probe", "image": "registry.k8s.io/pause:3.10"}]}});
+        repo.write("app/pod.yaml", &serde_json::to_string(&pod).expect("json"));
+        repo.commit("a bare Pod");
+        let run = world.sync(&[]);
+        assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+        assert_refused(
+            &api.request(
+                Who::Alice,
+                "POST",
+                &format!("{pods}/probe/eviction"),
+                Some("application/json"),
+                &json!({"apiVersion": "policy/v1", "kind": "Eviction",
+                    "metadata": {"name": "probe", "namespace": ns}}),
+            ),
+            &format!("Pod/{ns}/probe: app web still declares it"),
+        );
+        // `edit` grants no ephemeral containers: the admin, a person too, tries.
+        assert_refused(
+            &api.request(
+                Who::Admin,
+                "PATCH",
+                &format!("{pods}/probe/ephemeralcontainers"),
+                Some("application/strategic-merge-patch+json"),
+                &json!({"spec": {"ephemeralContainers": [{"name": "debug",
+                    "image": "registry.k8s.io/pause:3.10", "targetContainerName": "probe"}]}}),
+            ),
+            "ephemeralContainers",
+        );
+        repo.remove("app/pod.yaml");
+        repo.commit("no bare Pod");
+        let run = world.sync(&["--prune"]);
+        assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    }
 
     // 10. A confused deputy: an HPA of the managed Deployment pinned at 5, for the exempt HPA
     // controller to scale it.

@@ -31,6 +31,7 @@ pub use crate::denial::Denial;
 use crate::fields::{
     gained_foreign_ownership, only_field_ownership_changed, unexplained_new_fields,
 };
+use crate::inventory;
 use crate::mirror::Freshness;
 use crate::review::{AdmissionRequest, Operation, Peek, Verdict};
 
@@ -174,6 +175,16 @@ pub fn scale_parent_to_read(
     request: &AdmissionRequest,
     facts: &dyn GitFacts,
 ) -> Option<ScaleParentRef> {
+    if is_eviction(request) {
+        // An Eviction names its Pod and carries none of its labels: the Pod says.
+        return Some(ScaleParentRef {
+            group: String::new(),
+            version: request.resource.version.clone(),
+            resource: "pods".to_owned(),
+            namespace: request.namespace.clone(),
+            name: request.name.clone(),
+        });
+    }
     if request.sub_resource.as_deref() != Some("scale") || request.operation != Operation::Update {
         return None;
     }
@@ -195,6 +206,13 @@ pub fn scale_parent_to_read(
         namespace: request.namespace.clone(),
         name: name.to_owned(),
     })
+}
+
+/// True for `kubectl drain`'s and the like's request to evict a Pod (`pods/eviction`, CREATE).
+fn is_eviction<O>(request: &AdmissionRequest<O>) -> bool {
+    request.sub_resource.as_deref() == Some("eviction")
+        && request.operation == Operation::Create
+        && request.resource.resource == "pods"
 }
 
 /// The name of a scale request's parent: the request's, else the Scale's own.
@@ -295,7 +313,8 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn allow(reason: &'static str) -> Decision {
+    /// An allowance, and why (the `reason` label).
+    pub(crate) fn allow(reason: &'static str) -> Decision {
         Decision {
             verdict: Verdict {
                 allowed: true,
@@ -393,6 +412,7 @@ pub fn decide_from_peeks<O>(
     match request.sub_resource.as_deref() {
         Some("status") => return Some(Decision::allow("status")),
         Some("scale") => return None,
+        _ if is_eviction(request) => return None,
         _ => {}
     }
     // An HPA scales its target through the exempt HPA controller: who may point one at a
@@ -427,6 +447,18 @@ fn evaluate(
     }
     if request.sub_resource.as_deref() == Some("scale") {
         return decide_scale(request, config, facts, live_parent);
+    }
+    if is_eviction(request) {
+        // Evicting a Pod deletes it: judged like a DELETE of the Pod as read.
+        return match live_parent {
+            None => Decision::allow("eviction without API access"),
+            Some(LiveParent::Absent) => Decision::allow("eviction of a Pod that does not exist"),
+            Some(LiveParent::Unreadable(reason)) => Decision::deny(Denial::ScaleParentUnreadable {
+                target: format!("pods/{} in {}", request.name, request.namespace),
+                reason: reason.clone(),
+            }),
+            Some(LiveParent::Found(pod)) => decide_delete_of(request, pod, config, facts, window),
+        };
     }
     match request.operation {
         Operation::Delete => decide_delete(request, config, facts, window),
@@ -638,11 +670,25 @@ fn decide_delete(
     let Some(old) = &request.old_object else {
         return Decision::allow("delete without oldObject");
     };
+    decide_delete_of(request, old, config, facts, window)
+}
+
+/// Rule 5 for the object `old` as it is before it goes (a DELETE's oldObject, an evicted Pod).
+fn decide_delete_of(
+    request: &AdmissionRequest,
+    old: &Value,
+    config: &Config,
+    facts: &dyn GitFacts,
+    window: Window,
+) -> Decision {
     if !is_managed(old) {
         return Decision::allow("unmanaged");
     }
     let key = key_of(old, request);
     let provenance = Provenance::of(old).filter(|p| config.repository(&p.repo).is_some());
+    if inventory::is_inventory(&key, old) {
+        return inventory::decide_delete(&key, old, provenance.is_some(), facts);
+    }
     let declared = match declared_at_head(&key, provenance.as_ref(), config, facts) {
         Ok(declared) => declared,
         Err(reason) => return head_unknown(&key, &reason),
@@ -850,6 +896,17 @@ fn decide_write(
                 }
             }
         }
+    }
+    // Rule 6: the app's inventory, at a commit that checked out above.
+    if inventory::is_inventory(&key, new) {
+        return inventory::decide_write(
+            &key,
+            &claim,
+            new,
+            old.filter(|_| managed_old),
+            &request.user_info.username,
+            facts,
+        );
     }
     // Rule 2: Git, not the object, says which app owns it. The claimed path must be written
     // the one way the plugin writes it, so `./apps/web` cannot mint a fresh render per spelling.

@@ -187,6 +187,27 @@ pub enum Denial {
         manager: String,
         path: String,
     },
+    /// An inventory that is not the claimed app's own parent or ApplySet.
+    NotTheAppsInventory { key: ObjectKey, app: String },
+    /// An inventory whose `synced-by` is not the user writing it.
+    InventorySignedByAnother {
+        key: ObjectKey,
+        synced_by: String,
+        user: String,
+    },
+    /// An inventory write that drops a member the app still declares.
+    InventoryDropsDeclared {
+        key: ObjectKey,
+        member: ObjectKey,
+        app: String,
+        commit: String,
+    },
+    /// A DELETE of an inventory whose app the branch head still lists.
+    InventoryInUse {
+        key: ObjectKey,
+        app: String,
+        commit: String,
+    },
     /// The decision failed or ran past its deadline (the server's own refusals).
     Undecided { reason: String },
 }
@@ -225,6 +246,10 @@ impl Denial {
             Denial::UnexplainedField { .. } => "UnexplainedField",
             Denial::UndeclaredChange { .. } => "UndeclaredChange",
             Denial::CoOwnership { .. } => "CoOwnership",
+            Denial::NotTheAppsInventory { .. } => "NotTheAppsInventory",
+            Denial::InventorySignedByAnother { .. } => "InventorySignedByAnother",
+            Denial::InventoryDropsDeclared { .. } => "InventoryDropsDeclared",
+            Denial::InventoryInUse { .. } => "InventoryInUse",
             Denial::Undecided { .. } => "Undecided",
         }
     }
@@ -375,6 +400,24 @@ impl std::fmt::Display for Denial {
                 f,
                 "{key}: field manager {manager} would own {path}, which Git declares; only kubectl-gitops may own what Git declares (a co-owner pins the field against Git's next change) — leave it to kubectl gitops sync"
             ),
+            Denial::NotTheAppsInventory { key, app } => write!(
+                f,
+                "{key}: it is not the inventory of app {app} (its name and ApplySet id follow from the app and namespace); kubectl gitops sync writes it"
+            ),
+            Denial::InventorySignedByAnother { key, synced_by, user } => write!(
+                f,
+                "{key}: the inventory says it was synced by {synced_by:?}, but {user} writes it; kubectl gitops sync signs it with the user who runs it"
+            ),
+            Denial::InventoryDropsDeclared { key, member, app, commit } => write!(
+                f,
+                "{key}: the inventory would drop {member}, which app {app} still declares at commit {}; a member leaves it when Git drops the object and a prune deletes it",
+                short(commit)
+            ),
+            Denial::InventoryInUse { key, app, commit } => write!(
+                f,
+                "{key}: it is the inventory of app {app}, which the branch head (commit {}) still lists; remove the app from gitops.yaml first",
+                short(commit)
+            ),
             Denial::Undecided { reason } => f.write_str(reason),
         }
     }
@@ -437,6 +480,10 @@ mod tests {
             Denial::UnexplainedField { key: web(), path: "spec.template.spec.volumes[name=root]".into(), value: "{\"hostPath\":{\"path\":\"/\"},\"name\":\"root\"}".into(), more: String::new(), commit: c.clone(), branch: branch.clone() },
             Denial::UndeclaredChange { key: web(), path: "metadata.labels.tier".into(), from: "absent".into(), to: "frontend".into(), user: "alice".into(), more: String::new(), commit: c, branch },
             Denial::CoOwnership { key: web(), manager: "deploy-bot".into(), path: "spec.template.spec.containers[name=web].image".into() },
+            Denial::NotTheAppsInventory { key: key("ConfigMap", "gitops-other"), app: "shop".into() },
+            Denial::InventorySignedByAnother { key: key("ConfigMap", "gitops-shop"), synced_by: "ci-bot".into(), user: "alice".into() },
+            Denial::InventoryDropsDeclared { key: key("ConfigMap", "gitops-shop"), member: web(), app: "shop".into(), commit: "4f2a9c1e0b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39".into() },
+            Denial::InventoryInUse { key: key("ConfigMap", "gitops-shop"), app: "shop".into(), commit: "4f2a9c1e0b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39".into() },
             Denial::Undecided { reason: "the webhook could not decide within 4000 ms (a Git fetch or render is slow); try again shortly".into() },
         ]
     }
@@ -467,6 +514,6 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), reasons.len());
-        assert_eq!(reasons.len(), 31);
+        assert_eq!(reasons.len(), 35);
     }
 }

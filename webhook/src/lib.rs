@@ -28,6 +28,7 @@ pub mod denial;
 pub mod error;
 pub mod fields;
 pub mod index;
+pub mod inventory;
 pub mod metrics;
 pub mod mirror;
 pub mod parent;
