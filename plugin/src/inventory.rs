@@ -7,18 +7,16 @@ use std::collections::BTreeSet;
 
 use gitops_shared::object::ObjectKey;
 use gitops_shared::provenance::{
-    inventory_parent, Provenance, APPLYSET_GROUP_KINDS_ANNOTATION, APPLYSET_ID_LABEL,
-    APPLYSET_NAMESPACES_ANNOTATION, APPLYSET_PART_OF_LABEL, APPLYSET_TOOLING_ANNOTATION, APP_LABEL,
-    MANAGED_BY, MANAGED_BY_LABEL, PATH_ANNOTATION, REPO_ANNOTATION, REVISION_ANNOTATION,
+    inventory_members, inventory_parent, Provenance, APPLYSET_GROUP_KINDS_ANNOTATION,
+    APPLYSET_ID_LABEL, APPLYSET_NAMESPACES_ANNOTATION, APPLYSET_PART_OF_LABEL,
+    APPLYSET_TOOLING_ANNOTATION, APP_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PATH_ANNOTATION,
+    REPO_ANNOTATION, REVISION_ANNOTATION,
 };
 use serde_json::{json, Value};
 
 /// Annotation on the parent: when the last sync wrote it (RFC 3339, UTC).
 pub const SYNCED_AT_ANNOTATION: &str = "kubectl-gitops.io/synced-at";
-/// Annotation on the parent: who ran the last sync.
-pub const SYNCED_BY_ANNOTATION: &str = "kubectl-gitops.io/synced-by";
-/// ConfigMap data key holding the member list (JSON array of `[group, kind, namespace, name]`).
-pub const MEMBERS_KEY: &str = "members";
+pub use gitops_shared::provenance::{INVENTORY_MEMBERS_KEY as MEMBERS_KEY, SYNCED_BY_ANNOTATION};
 
 /// The parent's content as this module reads and writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -49,20 +47,7 @@ impl Inventory {
                 .unwrap_or_default()
                 .to_owned()
         };
-        let members = parent
-            .get("data")
-            .and_then(|d| d.get(MEMBERS_KEY))
-            .and_then(Value::as_str)
-            .and_then(|text| serde_json::from_str::<Vec<[String; 4]>>(text).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|[group, kind, namespace, name]| ObjectKey {
-                group,
-                kind,
-                namespace,
-                name,
-            })
-            .collect();
+        let members = inventory_members(parent);
         Inventory {
             repo: annotation(REPO_ANNOTATION),
             path: annotation(PATH_ANNOTATION),

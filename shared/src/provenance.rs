@@ -100,6 +100,31 @@ pub fn inventory_parent(app: &str, namespace: &str) -> ObjectKey {
     }
 }
 
+/// Annotation on the inventory: who ran the last sync. The webhook holds it to the user who
+/// writes the inventory, so it must read it where the plugin writes it.
+pub const SYNCED_BY_ANNOTATION: &str = "kubectl-gitops.io/synced-by";
+/// The inventory's data key holding its member list, a JSON array of
+/// `[group, kind, namespace, name]`.
+pub const INVENTORY_MEMBERS_KEY: &str = "members";
+
+/// The members an inventory parent lists; entries that cannot be read are left out.
+pub fn inventory_members(parent: &Value) -> std::collections::BTreeSet<ObjectKey> {
+    parent
+        .get("data")
+        .and_then(|d| d.get(INVENTORY_MEMBERS_KEY))
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str::<Vec<[String; 4]>>(text).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|[group, kind, namespace, name]| ObjectKey {
+            group,
+            kind,
+            namespace,
+            name,
+        })
+        .collect()
+}
+
 /// The KEP-3659 ApplySet id of a parent: `applyset-` + unpadded URL-safe base64 of
 /// sha256(`<name>.<namespace>.<kind>.<group>`) + `-v1`, as kubectl computes it.
 pub fn applyset_id(parent: &ObjectKey) -> String {

@@ -8,22 +8,16 @@
 //! every member the app declares at that commit. A DELETE passes only once the app is gone from
 //! the branch head's `gitops.yaml`.
 
-use std::collections::BTreeSet;
-
 use serde_json::Value;
 
 use gitops_shared::object::ObjectKey;
 use gitops_shared::provenance::{
-    applyset_id, inventory_parent, Provenance, APPLYSET_ID_LABEL, APP_LABEL,
+    applyset_id, inventory_members as members, inventory_parent, Provenance, APPLYSET_ID_LABEL,
+    APP_LABEL, SYNCED_BY_ANNOTATION,
 };
 
 use crate::decision::{AppClaim, Decision, Desired, FactError, GitFacts};
 use crate::denial::Denial;
-
-/// The annotation the plugin writes with the syncing user (kept in step with the plugin's).
-pub const SYNCED_BY_ANNOTATION: &str = "kubectl-gitops.io/synced-by";
-/// The data key holding the member list, a JSON array of `[group, kind, namespace, name]`.
-pub const MEMBERS_KEY: &str = "members";
 
 /// True for an inventory: a ConfigMap carrying an ApplySet id (members carry `part-of`).
 pub fn is_inventory(key: &ObjectKey, object: &Value) -> bool {
@@ -33,24 +27,6 @@ pub fn is_inventory(key: &ObjectKey, object: &Value) -> bool {
             .pointer("/metadata/labels")
             .and_then(|labels| labels.get(APPLYSET_ID_LABEL))
             .is_some()
-}
-
-/// The members an inventory lists; unreadable entries are left out.
-fn members(object: &Value) -> BTreeSet<ObjectKey> {
-    object
-        .pointer("/data")
-        .and_then(|data| data.get(MEMBERS_KEY))
-        .and_then(Value::as_str)
-        .and_then(|text| serde_json::from_str::<Vec<[String; 4]>>(text).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|[group, kind, namespace, name]| ObjectKey {
-            group,
-            kind,
-            namespace,
-            name,
-        })
-        .collect()
 }
 
 fn annotation<'a>(object: &'a Value, key: &str) -> &'a str {
