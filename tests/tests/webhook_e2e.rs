@@ -1929,3 +1929,184 @@ fn the_next_sync_undoes_break_glass_changes_through_the_webhook() {
     let (denied, why) = world.webhook.denials();
     assert_eq!(denied, 0, "{why:#?}");
 }
+
+/// A plain multi-document app of many kinds, as teams write them (issue 9, "no false denial").
+fn many_kinds(image: &str, with_cron: bool) -> String {
+    let mut text = format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api, labels: {{app: api}}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: api}}}}
+  strategy: {{}}
+  template:
+    metadata: {{labels: {{app: api}}, annotations: {{}}}}
+    spec:
+      serviceAccountName: api
+      securityContext: {{runAsNonRoot: true}}
+      containers:
+      - name: api
+        image: {image}
+        args: []
+        ports: [{{containerPort: 8080, name: http}}]
+        env: [{{name: DB_HOST, value: db}}, {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: api, key: password}}}}}}]
+        resources: {{requests: {{cpu: 100m, memory: 64Mi}}, limits: {{memory: 128Mi}}}}
+        readinessProbe: {{httpGet: {{path: /ready, port: http}}}}
+        volumeMounts: [{{name: config, mountPath: /etc/api}}]
+      volumes: [{{name: config, configMap: {{name: api}}}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db}}
+spec:
+  serviceName: db
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec:
+      containers: [{{name: db, image: registry.k8s.io/pause:3.10, ports: [{{containerPort: 5432}}]}}]
+  volumeClaimTemplates:
+  - metadata: {{name: data}}
+    spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: api}}
+spec:
+  selector: {{app: api}}
+  ports: [{{name: http, port: 80, targetPort: http}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: db}}
+spec:
+  clusterIP: None
+  selector: {{app: db}}
+  ports: [{{port: 5432}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: api}}
+spec:
+  rules:
+  - host: api.example
+    http:
+      paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: api, port: {{name: http}}}}}}}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: api}}
+data: {{LOG_LEVEL: info}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: api}}
+type: Opaque
+stringData: {{password: not-a-real-one}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: api}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: api}}
+rules: [{{apiGroups: [""], resources: [configmaps], verbs: [get, list]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: api}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: api}}
+subjects: [{{kind: ServiceAccount, name: api}}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: api}}
+spec: {{minAvailable: 1, selector: {{matchLabels: {{app: api}}}}}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {{name: api}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: api}}
+  minReplicas: 2
+  maxReplicas: 4
+  metrics: [{{type: Resource, resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 80}}}}}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: api}}
+spec:
+  podSelector: {{matchLabels: {{app: api}}}}
+  ingress: [{{ports: [{{port: 8080}}]}}]
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: scratch}}
+spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+"#
+    );
+    if with_cron {
+        text.push_str(
+            r#"---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: report, image: registry.k8s.io/pause:3.10}]
+"#,
+        );
+    }
+    text
+}
+
+/// No false denial (issue 9): a plain multi-document app of many kinds — Deployment,
+/// StatefulSet with a claim template, Services (one headless), Ingress, ConfigMap, a Secret
+/// written as stringData, ServiceAccount, Role and binding, PodDisruptionBudget, HPA,
+/// NetworkPolicy, PVC, CronJob — with Git's empty declarations, syncs, re-syncs, moves forward
+/// and prunes through the webhook, while the controllers write what they derive, with no denial.
+#[test]
+fn an_app_of_many_kinds_passes_through_the_webhook() {
+    let cluster = Cluster::new("webhook-kinds");
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    let repo = &world.repo;
+    repo.remove("app/deployment.yaml");
+    repo.write(
+        "app/all.yaml",
+        &many_kinds("registry.k8s.io/pause:3.10", true),
+    );
+    repo.commit("an app of many kinds");
+    let run = world.sync(&[]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    let run = world.sync(&[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains(" 0 created, 0 configured,"), "{run}");
+    repo.write(
+        "app/all.yaml",
+        &many_kinds("registry.k8s.io/pause:3.9", false),
+    );
+    repo.commit("a new image, no more CronJob");
+    let run = world.sync(&["--prune"]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    assert!(
+        run.stdout.contains(&format!("pruned CronJob/{ns}/report")),
+        "{run}"
+    );
+    let api = cluster
+        .get(&format!("/apis/apps/v1/namespaces/{ns}/deployments/api"))
+        .expect("the Deployment");
+    assert_eq!(
+        api["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.k8s.io/pause:3.9"
+    );
+    let (denied, why) = world.webhook.denials();
+    assert_eq!(denied, 0, "{why:#?}");
+}

@@ -62,6 +62,20 @@ pub(super) fn post_process(object: &mut Value, target: &Target) {
     if target.resource.group.is_empty() && target.resource.kind == "Namespace" {
         object["status"] = json!({"phase": "Active"});
     }
+    if target.resource.group.is_empty() && target.resource.kind == "Secret" {
+        // As kube-apiserver stores a Secret: `stringData` is merged into `data`, base64-encoded.
+        if let Some(Value::Object(strings)) = object
+            .as_object_mut()
+            .and_then(|map| map.remove("stringData"))
+        {
+            use base64::Engine as _;
+            for (key, value) in strings {
+                let text = value.as_str().map(str::to_owned).unwrap_or_default();
+                object["data"][key] =
+                    json!(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
+            }
+        }
+    }
 }
 
 pub(super) fn carry_bookkeeping(old: &Value, object: &mut Value) {
