@@ -110,6 +110,7 @@ impl Webhook {
         repo_url: &str,
         fetch_interval: &str,
         kubeconfig: &Path,
+        extra: &str,
     ) -> Webhook {
         // A CA and a serving certificate for the host, localhost and 127.0.0.1.
         let ca = Ca::new("gitops-webhook e2e CA");
@@ -127,7 +128,7 @@ impl Webhook {
         std::fs::write(
             &config,
             format!(
-                "repositories:\n  - url: {repo_url}\n    branch: main\ncacheDir: {}\nfetchInterval: {fetch_interval}\ndecisionDeadline: 4s\n",
+                "repositories:\n  - url: {repo_url}\n    branch: main\ncacheDir: {}\nfetchInterval: {fetch_interval}\ndecisionDeadline: 4s\n{extra}",
                 dir.join("cache").display()
             ),
         )
@@ -512,6 +513,11 @@ impl<'a> World<'a> {
     /// the repository behind a Git daemon, the webhook fetching it every `fetch_interval`, and
     /// its registration.
     fn new(cluster: &'a Cluster, fetch_interval: &str) -> World<'a> {
+        World::configured(cluster, fetch_interval, "")
+    }
+
+    /// [`World::new`] with `extra` appended to the webhook's configuration.
+    fn configured(cluster: &'a Cluster, fetch_interval: &str, extra: &str) -> World<'a> {
         let ns = cluster.namespace.clone();
         let api = Api::new(cluster);
         let host = std::env::var(WEBHOOK_HOST_ENV).unwrap_or_else(|_| "127.0.0.1".to_owned());
@@ -576,6 +582,7 @@ impl<'a> World<'a> {
             &url,
             fetch_interval,
             &webhook_kubeconfig,
+            extra,
         );
         let name = format!("gitops-{ns}");
         let registration = DeleteOnDrop {
@@ -2109,4 +2116,39 @@ fn an_app_of_many_kinds_passes_through_the_webhook() {
     );
     let (denied, why) = world.webhook.denials();
     assert_eq!(denied, 0, "{why:#?}");
+}
+
+/// Git-only namespaces work (issue 9, item 12): a sync creates the app and its inventory there;
+/// the controllers create what they derive (on a real control plane, the Deployment's
+/// ReplicaSet and its Pods; the test API server runs no controllers); a person's create of an
+/// unmanaged object is refused.
+#[test]
+fn a_git_only_namespace_takes_syncs_and_controllers_and_refuses_the_rest() {
+    let cluster = Cluster::new("webhook-gitonly");
+    let ns = cluster.namespace.clone();
+    let world = World::configured(&cluster, "1h", &format!("gitOnlyNamespaces: [{ns}]\n"));
+    let run = world.sync(&[]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    assert!(cluster
+        .get(&format!("/api/v1/namespaces/{ns}/configmaps/gitops-web"))
+        .is_some());
+    if cluster.is_real() {
+        let pods = format!("/api/v1/namespaces/{ns}/pods");
+        eventually("the ReplicaSet's Pods", || {
+            cluster
+                .get(&pods)
+                .and_then(|list| list["items"].as_array().map(Vec::len))
+                .filter(|n| *n == 2)
+        });
+    }
+    let answer = world.api.request(
+        Who::Alice,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/configmaps"),
+        Some("application/json"),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "scratch"}, "data": {"a": "1"}}),
+    );
+    assert_refused(&answer, &format!("namespace {ns} is Git-only"));
+    let (denied, _) = world.webhook.denials();
+    assert_eq!(denied, 1, "only the person's unmanaged create");
 }
