@@ -110,6 +110,11 @@ pub struct Repository {
     pub url: String,
     /// The tracked branch: only commits reachable from it are trusted.
     pub branch: String,
+    /// Other spellings of the same repository's URL (`git@host:org/repo.git` beside
+    /// `https://host/org/repo.git`): claims under any of them are one repository, so revisions
+    /// move forward across spellings. The mirror fetches `url`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// User name for HTTPS tokens and SSH keys.
     #[serde(default)]
     pub username: Option<String>,
@@ -222,6 +227,16 @@ impl Config {
                     repo.url
                 )));
             }
+            let spellings = || std::iter::once(&repo.url).chain(&repo.aliases);
+            if let Some(twice) = spellings().find(|url| {
+                raw.repositories[..i]
+                    .iter()
+                    .any(|r| r.url == **url || r.aliases.contains(url))
+            }) {
+                return Err(invalid(format!(
+                    "repositories[{i}]: {twice} is already a URL or alias of an earlier repository; one repository, one entry"
+                )));
+            }
         }
         let exempt_users = raw.exempt_users.unwrap_or_else(|| {
             DEFAULT_EXEMPT_USERS
@@ -325,8 +340,11 @@ impl Config {
     }
 
     /// The trusted repository with this URL.
+    /// The trusted repository with this URL, or with it among its aliases.
     pub fn repository(&self, url: &str) -> Option<&Repository> {
-        self.repositories.iter().find(|r| r.url == url)
+        self.repositories
+            .iter()
+            .find(|r| r.url == url || r.aliases.iter().any(|a| a == url))
     }
 
     /// True when the user (or one of the groups) is exempt: names match exactly.
@@ -436,6 +454,18 @@ mod tests {
                 .contains("missFetchInterval: 4000 ms is not below"),
             "{err}"
         );
+        let err = parse(
+            "repositories:\n  - url: a\n    aliases: [b]\n    branch: main\n  - url: b\n    branch: main\n",
+        )
+        .expect_err("an alias of two repositories");
+        assert!(
+            err.to_string()
+                .contains("repositories[1]: b is already a URL or alias of an earlier repository"),
+            "{err}"
+        );
+        let config = parse("repositories:\n  - url: a\n    aliases: [b]\n    branch: main\n")
+            .expect("valid");
+        assert_eq!(config.repository("b").map(|r| r.url.as_str()), Some("a"));
         let err = parse("repositories: []\n").expect_err("empty");
         assert!(
             err.to_string().contains("repositories: list at least one"),

@@ -208,6 +208,31 @@ pub fn scale_parent_to_read(
     })
 }
 
+/// The provenance an object claims, with its repository named by the trusted entry's URL (the
+/// identity the mirror and the head index use), whichever alias the object spells; `None` for
+/// an untrusted repository or no claim.
+fn trusted_claim(object: &Value, config: &Config) -> Option<Provenance> {
+    let mut claim = Provenance::of(object)?;
+    claim.repo = config.repository(&claim.repo)?.url.clone();
+    Some(claim)
+}
+
+/// `object` with its repository annotation spelled `repo`, so a claim made under an alias
+/// compares with what Git renders under the repository's URL.
+fn spelled_as(object: &Value, repo: &str) -> Value {
+    let mut object = object.clone();
+    if let Some(annotations) = object
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.insert(
+            gitops_shared::provenance::REPO_ANNOTATION.to_owned(),
+            Value::from(repo),
+        );
+    }
+    object
+}
+
 /// True for `kubectl drain`'s and the like's request to evict a Pod (`pods/eviction`, CREATE).
 fn is_eviction<O>(request: &AdmissionRequest<O>) -> bool {
     request.sub_resource.as_deref() == Some("eviction")
@@ -636,7 +661,7 @@ fn live_parent_declaration(
         name: target.name.clone(),
     });
     // Like a DELETE: only a trusted repository's claim is rendered.
-    let provenance = Provenance::of(parent).filter(|p| config.repository(&p.repo).is_some());
+    let provenance = trusted_claim(parent, config);
     match declared_at_head(&key, provenance.as_ref(), config, facts) {
         Ok(Some(head)) => Ok(head),
         Ok(None) => Err(Decision::allow(
@@ -685,7 +710,7 @@ fn decide_delete_of(
         return Decision::allow("unmanaged");
     }
     let key = key_of(old, request);
-    let provenance = Provenance::of(old).filter(|p| config.repository(&p.repo).is_some());
+    let provenance = trusted_claim(old, config);
     if inventory::is_inventory(&key, old) {
         return inventory::decide_delete(&key, old, provenance.is_some(), facts);
     }
@@ -799,7 +824,7 @@ fn decide_write(
     if !managed_new {
         return Decision::deny(Denial::Unmanaging { key });
     }
-    let Some(claim) = Provenance::of(new) else {
+    let Some(mut claim) = Provenance::of(new) else {
         return Decision::deny(Denial::MissingProvenance { key });
     };
     let Some(repository) = config.repository(&claim.repo) else {
@@ -811,6 +836,15 @@ fn decide_write(
         });
     };
     let branch = repository.branch.as_str();
+    // One repository, whichever of its URLs the claim spells.
+    let respelled;
+    let new = if claim.repo == repository.url {
+        new
+    } else {
+        claim.repo = repository.url.clone();
+        respelled = spelled_as(new, &claim.repo);
+        &respelled
+    };
     if claim.revision.len() != 40 || !claim.revision.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Decision::deny(Denial::NotAFullCommit {
             key,
@@ -849,7 +883,7 @@ fn decide_write(
         }
     }
     let old_claim = old
-        .and_then(Provenance::of)
+        .and_then(|old| trusted_claim(old, config))
         .filter(|p| p.repo == claim.repo);
     let moved = old_claim
         .as_ref()

@@ -1167,3 +1167,54 @@ fn a_take_over_of_field_ownership_by_kubectl_gitops_is_allowed() {
         Outcome::Allowed("only field ownership changed")
     );
 }
+
+/// Issue 9: forward-only holds across every URL of a trusted repository. An object synced
+/// under the repository's URL cannot be moved back to an older commit by a claim that spells
+/// the repository another way; a forward sync under the alias passes.
+#[test]
+fn revisions_move_forward_across_a_repositorys_spellings() {
+    let repo = common::Repo::new();
+    let url = repo.url();
+    let alias = format!("{url}.git");
+    let cache = tempfile::tempdir().unwrap();
+    let text = format!(
+        "repositories:\n  - url: {url}\n    aliases: ['{alias}']\n    branch: main\ncacheDir: {}\nmissFetchInterval: 0s\n",
+        cache.path().display()
+    );
+    let config =
+        gitops_webhook::config::Config::parse(&text, std::path::Path::new("c.yaml")).unwrap();
+    let store = std::sync::Arc::new(
+        gitops_webhook::store::GitStore::open(
+            &config,
+            std::sync::Arc::new(gitops_webhook::metrics::Metrics::new()),
+        )
+        .unwrap(),
+    );
+    assert!(store.refresh().is_empty());
+    let world = World {
+        repo,
+        cache,
+        config,
+        store,
+    };
+    // At c2 under the URL; a claim of c1 under the alias is a rollback.
+    let mut review = fixture("0021-UPDATE-Deployment-web.json");
+    world.sync(&mut review["request"]["oldObject"], &world.repo.c2);
+    world.sync(&mut review["request"]["object"], &world.repo.c1);
+    review["request"]["oldObject"] = review["request"]["object"].clone();
+    world.sync(&mut review["request"]["oldObject"], &world.repo.c2);
+    review["request"]["object"]["metadata"]["annotations"][REPO_ANNOTATION] = json!(alias);
+    assert!(matches!(
+        denied_as(&world, &review),
+        Denial::Rollback { .. }
+    ));
+    // Forward, under the alias: allowed.
+    let mut review = fixture("0021-UPDATE-Deployment-web.json");
+    world.sync(&mut review["request"]["oldObject"], &world.repo.c1);
+    world.sync(&mut review["request"]["object"], &world.repo.c2);
+    review["request"]["object"]["metadata"]["annotations"][REPO_ANNOTATION] = json!(alias);
+    assert_eq!(
+        assert_allowed(&world, &review),
+        Outcome::Allowed("matches Git")
+    );
+}
