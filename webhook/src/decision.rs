@@ -3,8 +3,8 @@
 //! window onto Git, so tests feed it renders of real repositories and the server feeds it the
 //! mirrors and the render cache.
 //!
-//! One file per rule group: [`scale`] (7), [`delete`] (5), [`write`] for creates and updates,
-//! with [`revisions`] (3) and [`ownership`] (2); [`crate::fields`] (4, what a write adds and who
+//! One file per rule group under `decision/`: `scale.rs` (7), `delete.rs` (5), `write.rs` for
+//! creates and updates, with `revisions.rs` (3) and `ownership.rs` (2); [`crate::fields`] (4, what a write adds and who
 //! owns it), [`crate::inventory`] (6), [`crate::denial`] (every refusal's sentence).
 //!
 //! The rules of DESIGN.md, in the order they apply: status subresources pass; exempt identities
