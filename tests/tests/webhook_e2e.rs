@@ -1136,29 +1136,23 @@ fn update_as_controller(
             &object,
         );
     }
-    world.api.runtime.block_on(async {
+    let client = world.api.runtime.block_on(async {
         let file = Kubeconfig::read_from(&cluster.kubeconfig).expect("a readable kubeconfig");
         let mut config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
             .await
             .expect("a usable kubeconfig");
         config.auth_info.impersonate =
             Some(format!("system:serviceaccount:kube-system:{controller}"));
-        let client = kube::Client::try_from(config).expect("a client");
-        let request = http::Request::builder()
-            .method("PUT")
-            .uri(path)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&object).expect("json"))
-            .expect("a request");
-        match client.request::<Value>(request).await {
-            Ok(value) => (200, value),
-            Err(kube::Error::Api(status)) => (
-                status.code,
-                serde_json::to_value(&*status).unwrap_or_default(),
-            ),
-            Err(error) => panic!("PUT {path} as {controller}: {error}"),
-        }
-    })
+        kube::Client::try_from(config).expect("a client")
+    });
+    send(
+        &world.api.runtime,
+        &client,
+        "PUT",
+        path,
+        Some("application/json"),
+        &object,
+    )
 }
 
 /// Whether the API server sends this namespace's writes to the webhook now: a dry-run create of
