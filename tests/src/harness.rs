@@ -230,6 +230,7 @@ impl Cluster {
             .arg(kubeconfig)
             .env_remove("KUBECONFIG")
             .env("GITOPS_CACHE_DIR", self.dir.path().join("cache"))
+            .env("GITOPS_HELM", helm_stand_in())
             .env("NO_COLOR", "1");
         command
     }
@@ -242,6 +243,13 @@ impl Drop for Cluster {
             let _ = self.request("DELETE", &path, None, &Value::Null);
         }
     }
+}
+
+/// The `helm template` the e2e tests render Helm charts with: Helm's own engine behind
+/// `plugin/tests/support/helm` (the helm binary cannot be fetched here), for the plugin and the
+/// webhook alike.
+pub fn helm_stand_in() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin/tests/support/helm")
 }
 
 /// The outcome of one run of the binary.

@@ -152,6 +152,7 @@ impl Webhook {
             .arg(kubeconfig)
             .env_remove("KUBECONFIG")
             .env_remove("GITOPS_WEBHOOK_KUBECONFIG")
+            .env("GITOPS_HELM", gitops_e2e::harness::helm_stand_in())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -1739,6 +1740,7 @@ fn example_app_through_the_webhook(
     folder: &str,
     entry: &str,
     namespace_files: &[&str],
+    setup: impl Fn(&gitops_e2e::harness::Repo),
     forward: impl Fn(&gitops_e2e::harness::Repo),
     drop: impl Fn(&gitops_e2e::harness::Repo),
 ) {
@@ -1781,6 +1783,7 @@ fn example_app_through_the_webhook(
         &format!("  web:\n    path: app\n    namespace: {ns}\n"),
         "",
     );
+    setup(repo);
     repo.commit(&format!("{app} from the examples"));
     let sync = |extra: &[&str]| {
         let mut args = vec!["sync", app, "--repo", world.url.as_str()];
@@ -1819,8 +1822,9 @@ fn example_app_through_the_webhook(
     assert_eq!(denied, 0, "{app}: {why:#?}");
 }
 
-/// No false denial (issue 9): the example apps — plain YAML, Tera templates with values, and a
-/// Kustomize overlay — sync, re-sync, move forward and prune through the webhook.
+/// No false denial (issue 9): the example apps — plain YAML, Tera templates with values, a
+/// Kustomize overlay and a Helm chart — sync, re-sync, move forward and prune through the
+/// webhook.
 #[test]
 fn example_apps_pass_through_the_webhook() {
     example_app_through_the_webhook(
@@ -1828,6 +1832,7 @@ fn example_apps_pass_through_the_webhook() {
         "plain-app",
         "    path: examples/plain-app\n",
         &["namespace.yaml"],
+        |_| {},
         |repo| {
             edit(
                 repo,
@@ -1843,6 +1848,7 @@ fn example_apps_pass_through_the_webhook() {
         "tera-app",
         "    path: examples/tera-app\n    renderer: tera\n    values: [values-production.yaml]\n",
         &["templates/namespace.yaml"],
+        |_| {},
         |repo| {
             edit(
                 repo,
@@ -1863,6 +1869,7 @@ fn example_apps_pass_through_the_webhook() {
             "kustomize-app",
             "    path: examples/kustomize-app/overlays/production\n    renderer: kustomize\n",
             &["overlays/production/namespace.yaml"],
+            |_| {},
             |repo| {
                 edit(
                     repo,
@@ -1883,6 +1890,28 @@ fn example_apps_pass_through_the_webhook() {
     } else {
         eprintln!("kubectl is not installed: the kustomize example is left out");
     }
+    // The Helm chart, with a second template to prune.
+    example_app_through_the_webhook(
+        "shop-helm",
+        "helm-app",
+        "    path: examples/helm-app\n    renderer: helm\n    values: [values-production.yaml]\n",
+        &[],
+        |repo| {
+            repo.write(
+                "examples/helm-app/templates/settings.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  LOG_LEVEL: info\n",
+            )
+        },
+        |repo| {
+            edit(
+                repo,
+                "examples/helm-app/values-production.yaml",
+                "replicaCount: 3",
+                "replicaCount: 2",
+            )
+        },
+        |repo| repo.remove("examples/helm-app/templates/settings.yaml"),
+    );
 }
 
 /// How break glass ends (DESIGN, issue 14): a break-glass member's hand edits pass with a
