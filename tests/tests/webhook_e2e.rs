@@ -234,6 +234,12 @@ impl Webhook {
         (count, why)
     }
 
+    /// Asserts that the webhook denied nothing so far, showing the denials' log lines if it did.
+    fn assert_no_denials(&self) {
+        let (denied, why) = self.denials();
+        assert_eq!(denied, 0, "{why:#?}");
+    }
+
     /// The value of `gitops_webhook_reviews_total` for one operation, kind and decision.
     fn reviews(&self, operation: &str, kind: &str, decision: &str) -> u64 {
         let (code, text) = admin_get(self.admin, "/metrics").expect("GET /metrics");
@@ -1322,8 +1328,7 @@ fn controllers_write_what_they_derive_from_managed_objects() {
         });
         assert_eq!(replicaset["metadata"]["ownerReferences"][0]["name"], "web");
     }
-    let (denied, why) = world.webhook.denials();
-    assert_eq!(denied, 0, "{why:#?}");
+    world.webhook.assert_no_denials();
 }
 
 /// Issue 8, item 2: six rounds of push-then-sync back to back, each changing one object and
@@ -1377,8 +1382,7 @@ fn six_push_then_sync_rounds_back_to_back_pass() {
         assert!(cluster.configmap(&format!("round-{}", round - 1)).is_none());
         assert!(cluster.configmap(&format!("round-{round}")).is_some());
     }
-    let (denied, why) = world.webhook.denials();
-    assert_eq!(denied, 0, "{why:#?}");
+    world.webhook.assert_no_denials();
 }
 
 /// The Deployment of the attack tests: Git declares empty tolerations and an empty template
@@ -1818,8 +1822,7 @@ fn example_app_through_the_webhook(
         world.webhook.log_text()
     );
     assert!(run.stdout.contains(" 1 pruned,"), "{app}: {run}");
-    let (denied, why) = world.webhook.denials();
-    assert_eq!(denied, 0, "{app}: {why:#?}");
+    world.webhook.assert_no_denials();
 }
 
 /// No false denial (issue 9): the example apps — plain YAML, Tera templates with values, a
@@ -1956,8 +1959,7 @@ fn the_next_sync_undoes_break_glass_changes_through_the_webhook() {
         live["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.k8s.io/pause:3.10"
     );
-    let (denied, why) = world.webhook.denials();
-    assert_eq!(denied, 0, "{why:#?}");
+    world.webhook.assert_no_denials();
 }
 
 /// A plain multi-document app of many kinds, as teams write them (issue 9, "no false denial").
@@ -2137,8 +2139,7 @@ fn an_app_of_many_kinds_passes_through_the_webhook() {
         api["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.k8s.io/pause:3.9"
     );
-    let (denied, why) = world.webhook.denials();
-    assert_eq!(denied, 0, "{why:#?}");
+    world.webhook.assert_no_denials();
 }
 
 /// Git-only namespaces work (issue 9, item 12): a sync creates the app and its inventory there;

@@ -58,7 +58,7 @@ pub fn unexplained_new_fields(
 ) -> Vec<UnexplainedField> {
     let walk = Walk {
         root: new,
-        defaults: ServerDefaults::of(new),
+        defaults: std::cell::OnceCell::new(),
         owners: new
             .pointer("/metadata/managedFields")
             .and_then(Value::as_array)
@@ -94,7 +94,8 @@ pub fn unexplained_new_fields(
 
 struct Walk<'v> {
     root: &'v Value,
-    defaults: ServerDefaults,
+    /// Built when the first undeclared field is judged: most writes have none.
+    defaults: std::cell::OnceCell<ServerDefaults>,
     /// The `fieldsV1` of every managedFields entry; `None` when the object has none.
     owners: Option<Vec<&'v Value>>,
 }
@@ -286,7 +287,8 @@ impl<'v> Walk<'v> {
             })
             .collect();
         let parent = self.parent(at);
-        match self.defaults.judge(&path, Some(new), parent, self.root) {
+        let defaults = self.defaults.get_or_init(|| ServerDefaults::of(self.root));
+        match defaults.judge(&path, Some(new), parent, self.root) {
             Judgement::Defaulted => return,
             Judgement::Descend => return self.children(new, at, found),
             Judgement::NotDefaulted => {}
@@ -478,8 +480,8 @@ pub fn gained_foreign_ownership(
         .and_then(Value::as_array)
         .map(|entries| entries.iter().collect())
         .unwrap_or_default();
-    let mut leaves = Vec::new();
-    declared_leaves(declared, &mut Vec::new(), &mut leaves, true);
+    // Built when an entry could have gained something: on most writes none has.
+    let leaves = std::cell::OnceCell::new();
     for entry in entries {
         let manager = entry
             .get("manager")
@@ -494,6 +496,19 @@ pub fn gained_foreign_ownership(
         let Some(fields) = entry.get("fieldsV1") else {
             continue;
         };
+        // The same entry as before the write gained nothing.
+        let unchanged = old_entries.iter().any(|o| {
+            o.get("manager").and_then(Value::as_str) == Some(manager)
+                && o.get("fieldsV1") == Some(fields)
+        });
+        if unchanged {
+            continue;
+        }
+        let leaves = leaves.get_or_init(|| {
+            let mut leaves = Vec::new();
+            declared_leaves(declared, &mut Vec::new(), &mut leaves, true);
+            leaves
+        });
         let owned_before = |path: &[Step<'_>]| {
             old_entries.iter().any(|o| {
                 o.get("manager").and_then(Value::as_str) == Some(manager)

@@ -319,16 +319,23 @@ fn rollout_restart_by_a_person_is_denied() {
     );
 }
 
-#[test]
-fn kubectl_label_by_a_person_is_denied() {
-    let world = World::new();
-    let mut review = fixture("0094-UPDATE-Deployment-web.json");
+/// The captured `kubectl label` of the Deployment (0094), with Git holding the Deployment as it
+/// was deployed before the label; the review and that commit.
+fn captured_label(world: &World) -> (serde_json::Value, String) {
+    let review = fixture("0094-UPDATE-Deployment-web.json");
     let manifest = manifest_of(&review["request"]["oldObject"], &[]);
     let commit = world.repo.commit(
         &[("apps/web/deployment.yaml", Some(&manifest))],
         "as deployed",
     );
     world.refresh();
+    (review, commit)
+}
+
+#[test]
+fn kubectl_label_by_a_person_is_denied() {
+    let world = World::new();
+    let (mut review, commit) = captured_label(&world);
     world.sync(&mut review["request"]["oldObject"], &commit);
     world.sync(&mut review["request"]["object"], &commit);
     let message = denial(&world, &review);
@@ -1080,13 +1087,7 @@ fn a_second_entry_with_a_declared_merge_key_is_denied() {
 #[test]
 fn a_sync_removing_a_hand_made_label_is_allowed() {
     let world = World::new();
-    let mut review = fixture("0094-UPDATE-Deployment-web.json");
-    let manifest = manifest_of(&review["request"]["oldObject"], &[]);
-    let commit = world.repo.commit(
-        &[("apps/web/deployment.yaml", Some(&manifest))],
-        "as deployed",
-    );
-    world.refresh();
+    let (mut review, commit) = captured_label(&world);
     // The captured label change, played backwards.
     let request = review["request"].as_object_mut().unwrap();
     let (old, new) = (request["oldObject"].clone(), request["object"].clone());
