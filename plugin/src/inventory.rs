@@ -7,10 +7,9 @@ use std::collections::BTreeSet;
 
 use gitops_shared::object::ObjectKey;
 use gitops_shared::provenance::{
-    inventory_members, inventory_parent, Provenance, APPLYSET_GROUP_KINDS_ANNOTATION,
-    APPLYSET_ID_LABEL, APPLYSET_NAMESPACES_ANNOTATION, APPLYSET_PART_OF_LABEL,
-    APPLYSET_TOOLING_ANNOTATION, APP_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PATH_ANNOTATION,
-    REPO_ANNOTATION, REVISION_ANNOTATION,
+    inventory_members, inventory_parent, APPLYSET_GROUP_KINDS_ANNOTATION, APPLYSET_ID_LABEL,
+    APPLYSET_NAMESPACES_ANNOTATION, APPLYSET_TOOLING_ANNOTATION, APP_LABEL, MANAGED_BY,
+    MANAGED_BY_LABEL, PATH_ANNOTATION, REPO_ANNOTATION, REVISION_ANNOTATION,
 };
 use serde_json::{json, Value};
 
@@ -126,41 +125,7 @@ impl Inventory {
     }
 }
 
-/// Why a member of the last inventory must not be pruned by this app, or `None` when it may.
-///
-/// A prune deletes only objects that still carry this app's labels (app and ApplySet id) and whose
-/// provenance names the same repository and path as the render. The path check is what keeps
-/// apps apart where names once met: before folder apps were named after their whole path,
-/// `a/x/web` and `a/y/web` were both app `web` with inventory `gitops-web`. Such an old inventory
-/// is never deleted or rewritten by another app; an app that finds its name's inventory written
-/// for another path (or objects in it stamped with another path or repository URL spelling)
-/// leaves those objects alone and says so.
-pub fn prune_refusal(
-    live: &Value,
-    app: &str,
-    applyset: &str,
-    repo: &str,
-    path: &str,
-) -> Option<String> {
-    let metadata = live.get("metadata");
-    let label = |name: &str| {
-        metadata
-            .and_then(|m| m.get("labels"))
-            .and_then(|l| l.get(name))
-            .and_then(Value::as_str)
-    };
-    if label(APP_LABEL) != Some(app) || label(APPLYSET_PART_OF_LABEL) != Some(applyset) {
-        return Some(format!("it no longer carries the labels of app {app}"));
-    }
-    match Provenance::of(live) {
-        Some(claim) if claim.repo == repo && claim.path == path => None,
-        Some(claim) => Some(format!(
-            "its provenance names {} path {:?}, not {repo} path {path:?}",
-            claim.repo, claim.path
-        )),
-        None => Some("it carries no provenance of this app's repository and path".to_owned()),
-    }
-}
+pub use gitops_shared::provenance::prune_refusal;
 
 /// Now as RFC 3339 UTC (`2026-11-26T17:00:00Z`).
 pub use gitops_shared::timestamp::now_rfc3339;
@@ -168,6 +133,7 @@ pub use gitops_shared::timestamp::now_rfc3339;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gitops_shared::provenance::Provenance;
 
     #[test]
     fn parent_round_trips_and_has_applyset_shape() {

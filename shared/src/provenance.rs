@@ -125,6 +125,44 @@ pub fn inventory_members(parent: &Value) -> std::collections::BTreeSet<ObjectKey
         .collect()
 }
 
+/// Why a member of the last inventory must not be pruned by this app, or `None` when it may.
+/// The plugin's prune asks it of each live member; the webhook asks it of a member an inventory
+/// write drops (a drop is honest only when a prune would not delete the object).
+///
+/// A prune deletes only objects that still carry this app's labels (app and ApplySet id) and whose
+/// provenance names the same repository and path as the render. The path check is what keeps
+/// apps apart where names once met: before folder apps were named after their whole path,
+/// `a/x/web` and `a/y/web` were both app `web` with inventory `gitops-web`. Such an old inventory
+/// is never deleted or rewritten by another app; an app that finds its name's inventory written
+/// for another path (or objects in it stamped with another path or repository URL spelling)
+/// leaves those objects alone and says so.
+pub fn prune_refusal(
+    live: &Value,
+    app: &str,
+    applyset: &str,
+    repo: &str,
+    path: &str,
+) -> Option<String> {
+    let metadata = live.get("metadata");
+    let label = |name: &str| {
+        metadata
+            .and_then(|m| m.get("labels"))
+            .and_then(|l| l.get(name))
+            .and_then(Value::as_str)
+    };
+    if label(APP_LABEL) != Some(app) || label(APPLYSET_PART_OF_LABEL) != Some(applyset) {
+        return Some(format!("it no longer carries the labels of app {app}"));
+    }
+    match Provenance::of(live) {
+        Some(claim) if claim.repo == repo && claim.path == path => None,
+        Some(claim) => Some(format!(
+            "its provenance names {} path {:?}, not {repo} path {path:?}",
+            claim.repo, claim.path
+        )),
+        None => Some("it carries no provenance of this app's repository and path".to_owned()),
+    }
+}
+
 /// The KEP-3659 ApplySet id of a parent: `applyset-` + unpadded URL-safe base64 of
 /// sha256(`<name>.<namespace>.<kind>.<group>`) + `-v1`, as kubectl computes it.
 pub fn applyset_id(parent: &ObjectKey) -> String {
