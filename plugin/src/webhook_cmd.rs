@@ -336,6 +336,8 @@ mod tests {
                 "RoleBinding",
                 "ClusterRole",
                 "ClusterRoleBinding",
+                "ClusterRole",
+                "ClusterRoleBinding",
                 "ConfigMap",
                 "Service",
                 "Secret",
@@ -424,10 +426,31 @@ mod tests {
     }
 
     #[test]
-    fn grants_get_on_the_scalable_built_in_kinds_and_pods_only() {
+    fn grants_get_on_scale_parents_and_pods_and_on_inventory_members() {
         let objects = printed();
         let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap();
-        let role = find("ClusterRole");
+        let named = |kind: &str, name: &str| {
+            objects
+                .iter()
+                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+                .unwrap()
+        };
+        // Only reads: the members an inventory write drops may be of any kind.
+        let members = named("ClusterRole", "gitops-webhook-inventory-members");
+        assert_eq!(
+            members["rules"],
+            json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get"]}])
+        );
+        let binding = named("ClusterRoleBinding", "gitops-webhook-inventory-members");
+        assert_eq!(
+            binding["roleRef"]["name"],
+            "gitops-webhook-inventory-members"
+        );
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "gitops-webhook", "namespace": NAMESPACE}])
+        );
+        let role = named("ClusterRole", "gitops-webhook-scale-parents");
         assert!(role["metadata"]["namespace"].is_null());
         assert_eq!(
             role["rules"],
@@ -436,7 +459,7 @@ mod tests {
                 {"apiGroups": [""], "resources": ["replicationcontrollers", "pods"], "verbs": ["get"]}
             ])
         );
-        let binding = find("ClusterRoleBinding");
+        let binding = named("ClusterRoleBinding", "gitops-webhook-scale-parents");
         assert!(binding["metadata"]["namespace"].is_null());
         assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
         assert_eq!(

@@ -1713,6 +1713,76 @@ fn attacks_by_a_person_with_edit_are_refused() {
     assert!(cluster.configmap("extra").is_none());
 }
 
+/// The inventory lists what Git declares until a prune (issue 9, item 8): a person may neither
+/// add a member the commit does not declare nor drop one Git dropped while it still runs (the
+/// next prune would skip it); the sync's own prune, which reads as the same person, passes.
+#[test]
+fn the_inventory_keeps_what_a_prune_must_delete() {
+    let cluster = Cluster::new("webhook-inventory");
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    let (api, repo) = (&world.api, &world.repo);
+    let run = world.sync(&[]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    let inventory = format!("/api/v1/namespaces/{ns}/configmaps/gitops-web");
+    let members_of = |parent: &Value| -> Vec<Value> {
+        serde_json::from_str(parent["data"]["members"].as_str().expect("members")).expect("a list")
+    };
+    let listed = members_of(&cluster.get(&inventory).expect("the inventory"));
+    assert!(listed.iter().any(|m| m[3] == "extra"), "{listed:?}");
+    let signed = json!({"kubectl-gitops.io/synced-by": api.alice});
+
+    // A member Git does not declare, added for the next prune to delete.
+    let mut more = listed.clone();
+    more.push(json!(["", "ConfigMap", ns, "stranger"]));
+    assert_refused(
+        &api.merge_patch(
+            Who::Alice,
+            &inventory,
+            json!({"metadata": {"annotations": signed},
+                "data": {"members": serde_json::to_string(&more).expect("json")}}),
+        ),
+        &format!(
+            "the inventory would list ConfigMap/{ns}/stranger, which app web declares neither"
+        ),
+    );
+
+    // Git drops `extra`; the inventory moved to that commit without it, while it still runs.
+    repo.remove("app/extra.yaml");
+    let v2 = repo.commit("drop extra");
+    let fewer: Vec<&Value> = listed.iter().filter(|m| m[3] != "extra").collect();
+    let hide = json!({"metadata": {"annotations": {"kubectl-gitops.io/synced-by": api.alice,
+            "kubectl-gitops.io/revision": v2}},
+        "data": {"members": serde_json::to_string(&fewer).expect("json")}});
+    assert_refused(
+        &api.merge_patch(Who::Alice, &inventory, hide.clone()),
+        &format!("the inventory would drop ConfigMap/{ns}/extra, which still exists and carries this app's labels"),
+    );
+    assert!(cluster.configmap("extra").is_some());
+
+    // The sync's prune deletes it, then drops it from the list: the webhook read it gone.
+    let run = world.sync(&["--prune"]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    assert!(run.stdout.contains(" 1 pruned,"), "{run}");
+    assert!(cluster.configmap("extra").is_none());
+    let parent = cluster.get(&inventory).expect("the inventory");
+    let after = members_of(&parent);
+    assert_eq!(after.len(), fewer.len(), "{after:?}");
+    assert_eq!(
+        annotation(&parent, "kubectl-gitops.io/revision"),
+        Some(v2.as_str())
+    );
+    // Exactly the two refusals, each counted under its variant.
+    assert_eq!(world.webhook.denials().0, 2, "{}", world.webhook.log_text());
+    let (_, metrics) = admin_get(world.webhook.admin, "/metrics").expect("GET /metrics");
+    for reason in ["InventoryAddsUndeclared", "InventoryHidesLiveMember"] {
+        assert!(
+            metrics.contains(&format!("reason=\"{reason}\"")),
+            "{reason}: {metrics}"
+        );
+    }
+}
+
 /// Copies the folder `from` into `to`, recursively.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("a folder");
@@ -1735,7 +1805,8 @@ fn edit(repo: &gitops_e2e::harness::Repo, file: &str, from: &str, to: &str) {
     std::fs::write(&path, text.replace(from, to)).expect("write");
 }
 
-/// One example app of this repository, through the webhook on its own namespace: sync, a no-op
+/// One example app of this repository (`folder`, relative to the workspace, copied to the same
+/// place in the test's repository), through the webhook on its own namespace: sync, a no-op
 /// re-sync, a sync of the next commit (`forward` edits the copy), and a `--prune` of a commit
 /// that drops an object (`drop` edits it) — with no denial. The example's own Namespace object
 /// is left out (`namespace_files`): the test's namespace exists already.
@@ -1752,13 +1823,10 @@ fn example_app_through_the_webhook(
     let ns = cluster.namespace.clone();
     let world = World::new(&cluster, "1h");
     let repo = &world.repo;
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    copy_dir(
-        &examples.join(folder),
-        &repo.path.join("examples").join(folder),
-    );
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    copy_dir(&workspace.join(folder), &repo.path.join(folder));
     for file in namespace_files {
-        let file = Path::new("examples").join(folder).join(file);
+        let file = Path::new(folder).join(file);
         repo.remove(&file.display().to_string());
         // A kustomization lists its resources: the file goes from the list too.
         let kustomization = file.with_file_name("kustomization.yaml");
@@ -1832,7 +1900,7 @@ fn example_app_through_the_webhook(
 fn example_apps_pass_through_the_webhook() {
     example_app_through_the_webhook(
         "plain-app",
-        "plain-app",
+        "examples/plain-app",
         "    path: examples/plain-app\n",
         &["namespace.yaml"],
         |_| {},
@@ -1848,7 +1916,7 @@ fn example_apps_pass_through_the_webhook() {
     );
     example_app_through_the_webhook(
         "shop",
-        "tera-app",
+        "examples/tera-app",
         "    path: examples/tera-app\n    renderer: tera\n    values: [values-production.yaml]\n",
         &["templates/namespace.yaml"],
         |_| {},
@@ -1869,7 +1937,7 @@ fn example_apps_pass_through_the_webhook() {
     if kustomize {
         example_app_through_the_webhook(
             "shop-kustomize",
-            "kustomize-app",
+            "examples/kustomize-app",
             "    path: examples/kustomize-app/overlays/production\n    renderer: kustomize\n",
             &["overlays/production/namespace.yaml"],
             |_| {},
@@ -1896,7 +1964,7 @@ fn example_apps_pass_through_the_webhook() {
     // The Helm chart, with a second template to prune.
     example_app_through_the_webhook(
         "shop-helm",
-        "helm-app",
+        "examples/helm-app",
         "    path: examples/helm-app\n    renderer: helm\n    values: [values-production.yaml]\n",
         &[],
         |repo| {
@@ -1914,6 +1982,47 @@ fn example_apps_pass_through_the_webhook() {
             )
         },
         |repo| repo.remove("examples/helm-app/templates/settings.yaml"),
+    );
+}
+
+/// No false denial (issue 9): a real-world Kustomize layout — a base of five services (each a
+/// ServiceAccount, Deployment and Service), Ingress, NetworkPolicies, PodDisruptionBudgets, an
+/// HPA, RBAC, a CronJob, a generated ConfigMap and Secret, and a production overlay with images,
+/// replicas, a merged generator, a strategic-merge and a JSON 6902 patch: 26 objects — syncs,
+/// re-syncs, moves forward and prunes through the webhook.
+#[test]
+fn a_kustomize_overlay_of_26_objects_passes_through_the_webhook() {
+    let kustomize = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        kustomize,
+        "kubectl (for `kubectl kustomize`) is not installed"
+    );
+    let overlay = "tests/apps/kustomize-shop/overlays/production";
+    example_app_through_the_webhook(
+        "shop",
+        "tests/apps/kustomize-shop",
+        &format!("    path: {overlay}\n    renderer: kustomize\n"),
+        &[],
+        |_| {},
+        |repo| {
+            edit(
+                repo,
+                &format!("{overlay}/kustomization.yaml"),
+                "count: 3",
+                "count: 4",
+            )
+        },
+        |repo| {
+            edit(
+                repo,
+                "tests/apps/kustomize-shop/base/kustomization.yaml",
+                "- report.yaml\n",
+                "",
+            )
+        },
     );
 }
 

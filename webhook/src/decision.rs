@@ -157,6 +157,18 @@ pub enum LiveParent {
     Unreadable(String),
 }
 
+/// What the server read from the API server before deciding, because Git alone cannot say.
+/// Tests build it by hand; [`Live::default`] is "nothing read".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Live {
+    /// A scale's or an eviction's parent (see [`scale_parent_to_read`]).
+    pub parent: Option<LiveParent>,
+    /// The members an inventory write drops, as read (see
+    /// [`crate::inventory::dropped_members_to_read`]); `None` when nothing was read (no API
+    /// access).
+    pub dropped_members: Option<std::collections::BTreeMap<ObjectKey, LiveParent>>,
+}
+
 /// Where a scale request's parent lives, for reading it from the API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScaleParentRef {
@@ -341,18 +353,18 @@ impl Decision {
 /// Decides one admission request arriving now.
 pub fn decide(request: &AdmissionRequest, config: &Config, facts: &dyn GitFacts) -> Decision {
     let window = Window::starting_now(config.decision_deadline);
-    decide_within(request, config, facts, None, window)
+    decide_within(request, config, facts, &Live::default(), window)
 }
 
-/// [`decide`] for a review that arrived at the start of `window`, with the scale parent the
-/// server read from the API server because the head index does not know it (see
-/// [`scale_parent_to_read`]). The read parent is one more input: the decision stays a function
-/// of what it is given. `None`: nothing was read.
+/// [`decide`] for a review that arrived at the start of `window`, with what the server read
+/// from the API server because Git cannot say: a scale's parent the head index does not know
+/// (see [`scale_parent_to_read`]), the members an inventory write drops. What was read is one
+/// more input: the decision stays a function of what it is given.
 pub fn decide_within(
     request: &AdmissionRequest,
     config: &Config,
     facts: &dyn GitFacts,
-    live_parent: Option<&LiveParent>,
+    live: &Live,
     window: Window,
 ) -> Decision {
     let (new, old) = (
@@ -362,7 +374,7 @@ pub fn decide_within(
     if let Some(decision) = decide_from_peeks(request, new, old, config) {
         return decision;
     }
-    let decision = evaluate(request, config, facts, live_parent, window);
+    let decision = evaluate(request, config, facts, live, window);
     let user = &request.user_info;
     if !decision.allowed() && user.groups.contains(&config.break_glass_group) {
         let warning = format!(
@@ -424,9 +436,10 @@ fn evaluate(
     request: &AdmissionRequest,
     config: &Config,
     facts: &dyn GitFacts,
-    live_parent: Option<&LiveParent>,
+    live: &Live,
     window: Window,
 ) -> Decision {
+    let live_parent = live.parent.as_ref();
     // Identity first: the control plane's controllers write objects they derive from managed
     // ones (an EndpointSlice copying a Service's labels, a ReplicaSet from a Deployment) and are
     // trusted by who they are, never asked for provenance.
@@ -450,7 +463,13 @@ fn evaluate(
     }
     match request.operation {
         Operation::Delete => decide_delete(request, config, facts, window),
-        Operation::Create | Operation::Update => decide_write(request, config, facts, window),
+        Operation::Create | Operation::Update => decide_write(
+            request,
+            config,
+            facts,
+            window,
+            live.dropped_members.as_ref(),
+        ),
         Operation::Connect => Decision::allow("connect"),
     }
 }

@@ -202,6 +202,22 @@ pub enum Denial {
         app: String,
         commit: String,
     },
+    /// An inventory write that adds a member the app does not declare at the commit.
+    InventoryAddsUndeclared {
+        key: ObjectKey,
+        member: ObjectKey,
+        app: String,
+        commit: String,
+    },
+    /// An inventory write that drops a member a prune would still delete: the object runs on,
+    /// hidden from the next prune.
+    InventoryHidesLiveMember { key: ObjectKey, member: ObjectKey },
+    /// An inventory write that drops a member the webhook could not read.
+    InventoryDropUnverified {
+        key: ObjectKey,
+        member: ObjectKey,
+        reason: String,
+    },
     /// A DELETE of an inventory whose app the branch head still lists.
     InventoryInUse {
         key: ObjectKey,
@@ -249,6 +265,9 @@ impl Denial {
             Denial::NotTheAppsInventory { .. } => "NotTheAppsInventory",
             Denial::InventorySignedByAnother { .. } => "InventorySignedByAnother",
             Denial::InventoryDropsDeclared { .. } => "InventoryDropsDeclared",
+            Denial::InventoryAddsUndeclared { .. } => "InventoryAddsUndeclared",
+            Denial::InventoryHidesLiveMember { .. } => "InventoryHidesLiveMember",
+            Denial::InventoryDropUnverified { .. } => "InventoryDropUnverified",
             Denial::InventoryInUse { .. } => "InventoryInUse",
             Denial::Undecided { .. } => "Undecided",
         }
@@ -413,6 +432,19 @@ impl std::fmt::Display for Denial {
                 "{key}: the inventory would drop {member}, which app {app} still declares at commit {}; a member leaves it when Git drops the object and a prune deletes it",
                 short(commit)
             ),
+            Denial::InventoryAddsUndeclared { key, member, app, commit } => write!(
+                f,
+                "{key}: the inventory would list {member}, which app {app} declares neither at commit {} nor at the branch head; a member joins it when Git declares the object",
+                short(commit)
+            ),
+            Denial::InventoryHidesLiveMember { key, member } => write!(
+                f,
+                "{key}: the inventory would drop {member}, which still exists and carries this app's labels, so no prune would delete it; run kubectl gitops sync --prune"
+            ),
+            Denial::InventoryDropUnverified { key, member, reason } => write!(
+                f,
+                "{key}: the inventory would drop {member}, and the webhook cannot tell whether it is gone ({reason}); try again, or ask an operator"
+            ),
             Denial::InventoryInUse { key, app, commit } => write!(
                 f,
                 "{key}: it is the inventory of app {app}, which the branch head (commit {}) still lists; remove the app from gitops.yaml first",
@@ -483,6 +515,9 @@ mod tests {
             Denial::NotTheAppsInventory { key: key("ConfigMap", "gitops-other"), app: "shop".into() },
             Denial::InventorySignedByAnother { key: key("ConfigMap", "gitops-shop"), synced_by: "ci-bot".into(), user: "alice".into() },
             Denial::InventoryDropsDeclared { key: key("ConfigMap", "gitops-shop"), member: web(), app: "shop".into(), commit: "4f2a9c1e0b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39".into() },
+            Denial::InventoryAddsUndeclared { key: key("ConfigMap", "gitops-shop"), member: key("Secret", "db"), app: "shop".into(), commit: "4f2a9c1e0b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39".into() },
+            Denial::InventoryHidesLiveMember { key: key("ConfigMap", "gitops-shop"), member: web() },
+            Denial::InventoryDropUnverified { key: key("ConfigMap", "gitops-shop"), member: web(), reason: "the API server answered 403 (forbidden)".into() },
             Denial::InventoryInUse { key: key("ConfigMap", "gitops-shop"), app: "shop".into(), commit: "4f2a9c1e0b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39".into() },
             Denial::Undecided { reason: "the webhook could not decide within 4000 ms (a Git fetch or render is slow); try again shortly".into() },
         ]
@@ -514,6 +549,6 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), reasons.len());
-        assert_eq!(reasons.len(), 35);
+        assert_eq!(reasons.len(), 38);
     }
 }

@@ -4,20 +4,28 @@
 //!
 //! A write of it (the plugin's, or a person's that must look exactly like one) claims a commit on
 //! the tracked branch that moves forward like any object's (checked before this rule), names the
-//! app's own parent and ApplySet id, is signed by the authenticated user (`synced-by`), and keeps
-//! every member the app declares at that commit. A DELETE passes only once the app is gone from
-//! the branch head's `gitops.yaml`.
+//! app's own parent and ApplySet id, is signed by the authenticated user (`synced-by`), and its
+//! member list moves the way a sync moves it: a member joins only when the commit or the branch
+//! head declares it (a sync records new members before applying them), and leaves only when the commit no longer
+//! declares it *and* a prune would not delete it any more — the object is gone, being deleted, or
+//! no longer carries the app's labels and provenance (the same test the plugin's prune applies,
+//! [`prune_refusal`]). Git cannot say whether an object is gone, so the server reads each
+//! dropped member from the API server first ([`dropped_members_to_read`]). A DELETE passes only
+//! once the app is gone from the branch head's `gitops.yaml`.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use gitops_shared::object::ObjectKey;
 use gitops_shared::provenance::{
-    applyset_id, inventory_members as members, inventory_parent, Provenance, APPLYSET_ID_LABEL,
-    APP_LABEL, SYNCED_BY_ANNOTATION,
+    applyset_id, inventory_members as members, inventory_parent, prune_refusal, Provenance,
+    APPLYSET_ID_LABEL, APP_LABEL, SYNCED_BY_ANNOTATION,
 };
 
-use crate::decision::{AppClaim, Decision, Desired, FactError, GitFacts};
+use crate::decision::{AppClaim, Decision, Desired, FactError, GitFacts, LiveParent};
 use crate::denial::Denial;
+use crate::review::{AdmissionRequest, Operation};
 
 /// True for an inventory: a ConfigMap carrying an ApplySet id (members carry `part-of`).
 pub fn is_inventory(key: &ObjectKey, object: &Value) -> bool {
@@ -37,8 +45,37 @@ fn annotation<'a>(object: &'a Value, key: &str) -> &'a str {
         .unwrap_or_default()
 }
 
+/// The members an inventory UPDATE drops, which the server reads from the API server before
+/// deciding (empty for every other request, so nothing is read for them). At most `limit`: a
+/// longer list is read only in part, and the rest is refused as unverified.
+pub fn dropped_members_to_read(request: &AdmissionRequest, limit: usize) -> Vec<ObjectKey> {
+    let (Some(new), Some(old)) = (request.object.as_ref(), request.old_object.as_ref()) else {
+        return Vec::new();
+    };
+    if request.operation != Operation::Update || request.sub_resource.is_some() {
+        return Vec::new();
+    }
+    let key = ObjectKey {
+        group: request.kind.group.clone(),
+        kind: request.kind.kind.clone(),
+        namespace: request.namespace.clone(),
+        name: request.name.clone(),
+    };
+    if !is_inventory(&key, new) {
+        return Vec::new();
+    }
+    let now = members(new);
+    members(old)
+        .into_iter()
+        .filter(|m| !now.contains(m))
+        .take(limit)
+        .collect()
+}
+
 /// A person's CREATE or UPDATE of an inventory whose claim (`claim`, on the tracked branch and
-/// moving forward) has been checked: the rest of rule 6.
+/// moving forward) has been checked: the rest of rule 6. `new` is the object as sent (its
+/// repository spelled as the plugin spelled it for the members); `dropped` the members it drops
+/// as the server read them (`None`: not read).
 pub fn decide_write(
     key: &ObjectKey,
     claim: &Provenance,
@@ -46,6 +83,7 @@ pub fn decide_write(
     old: Option<&Value>,
     user: &str,
     facts: &dyn GitFacts,
+    dropped: Option<&BTreeMap<ObjectKey, LiveParent>>,
 ) -> Decision {
     let parent = inventory_parent(&claim.app, &key.namespace);
     let label = new
@@ -90,20 +128,71 @@ pub fn decide_write(
             })
         }
     };
-    // A member the app still declares may not leave the list: a prune would then skip it. (New
-    // members may come: a sync records them before applying them.)
     let now = members(new);
     let before = old.map(members).unwrap_or_default();
-    if let Some(dropped) = before
+    // A member joins when Git declares it. A sync records the members of the commit it is
+    // about to apply before applying them, while the inventory still names the last synced
+    // commit: so a new member must be declared at the claimed commit or at the branch head.
+    let mut added = now
         .iter()
-        .find(|m| desired.objects.contains_key(*m) && !now.contains(*m))
-    {
+        .filter(|m| !before.contains(*m) && !desired.objects.contains_key(*m))
+        .peekable();
+    if added.peek().is_some() {
+        let at_head = facts
+            .head(&claim.repo)
+            .ok()
+            .and_then(|head| facts.render(&claim.repo, &head, &app).ok());
+        let declared_at_head =
+            |m: &ObjectKey| at_head.as_ref().is_some_and(|d| d.objects.contains_key(m));
+        if let Some(undeclared) = added.find(|m| !declared_at_head(m)) {
+            return Decision::deny(Denial::InventoryAddsUndeclared {
+                key: key.clone(),
+                member: undeclared.clone(),
+                app: claim.app.clone(),
+                commit: claim.revision.clone(),
+            });
+        }
+    }
+    // A member the app still declares may not leave the list: a prune would then skip it.
+    let leaving: Vec<&ObjectKey> = before.iter().filter(|m| !now.contains(*m)).collect();
+    if let Some(declared) = leaving.iter().find(|m| desired.objects.contains_key(**m)) {
         return Decision::deny(Denial::InventoryDropsDeclared {
             key: key.clone(),
-            member: dropped.clone(),
+            member: (*declared).clone(),
             app: claim.app.clone(),
             commit: claim.revision.clone(),
         });
+    }
+    // One Git dropped leaves only when a prune would not delete it any more.
+    let spelled = Provenance::of(new).map_or_else(|| claim.repo.clone(), |p| p.repo);
+    let applyset = applyset_id(key);
+    for member in leaving {
+        let unverified = |reason: &str| {
+            Decision::deny(Denial::InventoryDropUnverified {
+                key: key.clone(),
+                member: member.clone(),
+                reason: reason.to_owned(),
+            })
+        };
+        match dropped.and_then(|read| read.get(member)) {
+            None if dropped.is_none() => {
+                return unverified("it has no API access to read it");
+            }
+            None => return unverified("too many members dropped at once to read them all"),
+            Some(LiveParent::Unreadable(reason)) => return unverified(reason),
+            Some(LiveParent::Absent) => {}
+            Some(LiveParent::Found(live)) => {
+                let deleting = live.pointer("/metadata/deletionTimestamp").is_some();
+                let prunable =
+                    prune_refusal(live, &claim.app, &applyset, &spelled, &claim.path).is_none();
+                if prunable && !deleting {
+                    return Decision::deny(Denial::InventoryHidesLiveMember {
+                        key: key.clone(),
+                        member: member.clone(),
+                    });
+                }
+            }
+        }
     }
     Decision::allow("the app's inventory at its commit")
 }

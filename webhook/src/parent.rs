@@ -12,8 +12,14 @@
 use std::path::Path;
 use std::time::Duration;
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::{stream, StreamExt};
+use gitops_shared::object::ObjectKey;
 use kube::api::{ApiResource, DynamicObject};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::ApiGroup;
 use kube::{Api, Client};
 
 use crate::decision::{LiveParent, ScaleParentRef};
@@ -102,7 +108,97 @@ impl ParentReader {
             Ok(Err(error)) => LiveParent::Unreadable(crate::mirror::error_chain(&error)),
         }
     }
+
+    /// Reads the metadata of each of `members` (the members an inventory write drops), a few at
+    /// a time, all within `timeout`. Each kind's resource comes from its group's discovery,
+    /// asked once per group; a kind the API server no longer serves has no objects (`Absent`).
+    /// Only metadata is fetched: a Secret's values never reach the webhook this way.
+    pub async fn read_members(
+        &self,
+        members: &[ObjectKey],
+        timeout: Duration,
+    ) -> BTreeMap<ObjectKey, LiveParent> {
+        let groups: BTreeSet<String> = members.iter().map(|m| m.group.clone()).collect();
+        let work = async {
+            let discovered: BTreeMap<String, Result<ApiGroup, String>> = stream::iter(groups)
+                .map(|group| {
+                    let client = self.client.clone();
+                    async move {
+                        let found = kube::discovery::group(&client, &group)
+                            .await
+                            .map_err(|error| crate::mirror::error_chain(&error));
+                        (group, found)
+                    }
+                })
+                .buffer_unordered(MEMBER_READS_IN_FLIGHT)
+                .collect()
+                .await;
+            let discovered = Arc::new(discovered);
+            stream::iter(members.to_vec())
+                .map(|member| {
+                    let (reader, discovered) = (self.clone(), discovered.clone());
+                    async move {
+                        let read = reader
+                            .read_member(&member, discovered.get(&member.group))
+                            .await;
+                        (member, read)
+                    }
+                })
+                .buffer_unordered(MEMBER_READS_IN_FLIGHT)
+                .collect::<BTreeMap<_, _>>()
+                .await
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(read) => read,
+            Err(_) => members
+                .iter()
+                .map(|m| {
+                    let why = format!(
+                        "the API server did not answer within {} ms",
+                        timeout.as_millis()
+                    );
+                    (m.clone(), LiveParent::Unreadable(why))
+                })
+                .collect(),
+        }
+    }
+
+    async fn read_member(
+        &self,
+        member: &ObjectKey,
+        group: Option<&Result<ApiGroup, String>>,
+    ) -> LiveParent {
+        let group = match group {
+            Some(Ok(group)) => group,
+            Some(Err(error)) => return LiveParent::Unreadable(error.clone()),
+            // The API server serves no such group: it holds no such object.
+            None => return LiveParent::Absent,
+        };
+        let Some((resource, _)) = group.recommended_kind(&member.kind) else {
+            return LiveParent::Absent;
+        };
+        let api: Api<DynamicObject> = if member.namespace.is_empty() {
+            Api::all_with(self.client.clone(), &resource)
+        } else {
+            Api::namespaced_with(self.client.clone(), &member.namespace, &resource)
+        };
+        match api.get_metadata_opt(&member.name).await {
+            Ok(None) => LiveParent::Absent,
+            Ok(Some(object)) => match serde_json::to_value(object) {
+                Ok(object) => LiveParent::Found(object),
+                Err(error) => LiveParent::Unreadable(format!("unreadable answer: {error}")),
+            },
+            Err(kube::Error::Api(status)) => LiveParent::Unreadable(format!(
+                "the API server answered {} ({})",
+                status.code, status.message
+            )),
+            Err(error) => LiveParent::Unreadable(crate::mirror::error_chain(&error)),
+        }
+    }
 }
+
+/// Member reads in flight at once.
+const MEMBER_READS_IN_FLIGHT: usize = 16;
 
 #[cfg(test)]
 mod tests {

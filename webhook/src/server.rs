@@ -23,10 +23,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::decision::{
-    decide_from_peeks, decide_within, scale_parent_to_read, Decision, Denial, GitFacts, Outcome,
-    Window,
+    decide_from_peeks, decide_within, scale_parent_to_read, Decision, Denial, GitFacts, Live,
+    Outcome, Window,
 };
 use crate::error::{Error, Result};
+use crate::inventory::dropped_members_to_read;
 use crate::metrics::Metrics;
 use crate::parent::ParentReader;
 use crate::review::{
@@ -216,33 +217,56 @@ async fn decide_blocking(
 ) -> Decision {
     let (config, facts) = (state.config.clone(), state.facts.clone());
     let task = tokio::task::spawn_blocking(move || {
-        decide_within(&request, &config, facts.as_ref(), None, window)
+        decide_within(&request, &config, facts.as_ref(), &Live::default(), window)
     });
     within(window, task).await
 }
 
-/// A `kubectl scale` of a parent the head index does not know (a folder app's object): the
-/// parent is read from the API server, since a Scale carries no labels, and the decision gets it
-/// as a fact. Reading and deciding share the decision deadline. `None` for every other request,
-/// and when the webhook has no API access.
+/// Reviews Git alone cannot decide read the API server first, and the decision gets what was
+/// read as a fact: a `kubectl scale` of a parent the head index does not know (a folder app's
+/// object; a Scale carries no labels), an eviction's Pod, the members an inventory write drops
+/// (whether a prune would still delete them). Reading and deciding share the decision deadline.
+/// `None` for every other request, and when the webhook has no API access.
 async fn decide_with_live_parent(
     state: &WebhookState,
     request: &Arc<crate::review::AdmissionRequest>,
     window: Window,
 ) -> Option<Decision> {
     let reader = state.parents.as_ref()?;
-    let target = scale_parent_to_read(request, state.facts.as_ref())?;
-    // Half the deadline for the GET, so a slow API server still leaves time to answer.
-    let parent = reader
-        .read(&target, state.config.decision_deadline / 2)
-        .await;
-    tracing::debug!(parent = %target, ?parent, "read the scale's parent");
+    // Half the deadline for the reads, so a slow API server still leaves time to answer.
+    let timeout = state.config.decision_deadline / 2;
+    let live = if let Some(target) = scale_parent_to_read(request, state.facts.as_ref()) {
+        let parent = reader.read(&target, timeout).await;
+        tracing::debug!(parent = %target, ?parent, "read the scale's parent");
+        Live {
+            parent: Some(parent),
+            dropped_members: None,
+        }
+    } else {
+        let dropped = dropped_members_to_read(request, MAX_DROPPED_MEMBER_READS);
+        if dropped.is_empty() {
+            return None;
+        }
+        let read = reader.read_members(&dropped, timeout).await;
+        tracing::debug!(
+            members = read.len(),
+            "read the members an inventory write drops"
+        );
+        Live {
+            parent: None,
+            dropped_members: Some(read),
+        }
+    };
     let (config, facts, request) = (state.config.clone(), state.facts.clone(), request.clone());
     let task = tokio::task::spawn_blocking(move || {
-        decide_within(&request, &config, facts.as_ref(), Some(&parent), window)
+        decide_within(&request, &config, facts.as_ref(), &live, window)
     });
     Some(within(window, task).await)
 }
+
+/// The most members one inventory write may drop and still be read (a prune of more at once is
+/// refused as unverified and can be run again: the next sync drops the rest).
+const MAX_DROPPED_MEMBER_READS: usize = 2_000;
 
 /// The decision of `task`, or a denial when it fails or is not done by the window's end.
 async fn within(window: Window, task: tokio::task::JoinHandle<Decision>) -> Decision {

@@ -7,8 +7,8 @@ mod common;
 use common::{copy_provenance, fixture, manifest_of, short, World};
 use gitops_shared::provenance::{MANAGED_BY_LABEL, REPO_ANNOTATION, REVISION_ANNOTATION};
 use gitops_webhook::decision::{
-    decide_within, scale_parent_to_read, AppClaim, Decision, Denial, GitFacts, LiveParent, Outcome,
-    ScaleParentRef, Window,
+    decide_within, scale_parent_to_read, AppClaim, Decision, Denial, GitFacts, Live, LiveParent,
+    Outcome, ScaleParentRef, Window,
 };
 use gitops_webhook::review::AdmissionRequest;
 use serde_json::json;
@@ -764,7 +764,10 @@ fn decide_with(world: &World, review: &serde_json::Value, parent: LiveParent) ->
         &request,
         &world.config,
         world.store.as_ref(),
-        Some(&parent),
+        &Live {
+            parent: Some(parent),
+            dropped_members: None,
+        },
         Window::starting_now(world.config.decision_deadline),
     )
 }
@@ -969,7 +972,7 @@ fn a_fetch_that_cannot_fit_the_deadline_is_not_claimed_to_have_run() {
         &request,
         &world.config,
         world.store.as_ref(),
-        None,
+        &Live::default(),
         Window::starting_now(std::time::Duration::from_millis(200)),
     );
     assert!(!decision.allowed());

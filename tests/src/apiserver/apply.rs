@@ -365,7 +365,7 @@ impl Shared {
             );
         };
         let force = query.get("force").is_some_and(|f| f == "true");
-        let mut store = lock(&self.store);
+        let mut store = self.store.lock();
         let key = Shared::key(target, name);
         let old = store.objects.get(&key).cloned();
         let mut applied = applied;
@@ -388,7 +388,7 @@ impl Shared {
                 set_managed(&mut object, &manager, "Apply", new_fields);
                 post_process(&mut object, target);
                 if let Some(denied) = self.admit(
-                    &store,
+                    &mut store,
                     target,
                     "CREATE",
                     name,
@@ -486,7 +486,7 @@ impl Shared {
         write_managed(&mut object, &entries);
         let old_stored = store.objects.get(&key).cloned().unwrap_or(old);
         if let Some(denied) = self.admit(
-            &store,
+            &mut store,
             target,
             "UPDATE",
             name,

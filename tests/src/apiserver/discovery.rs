@@ -83,7 +83,7 @@ impl Shared {
 
     pub(super) fn aggregated_apis(&self) -> Value {
         let mut doc = self.discovery["apis.aggregated-v2.json"].clone();
-        let store = lock(&self.store);
+        let store = self.store.lock();
         let served = Shared::served(&store);
         let mut items: Vec<Value> = doc["items"]
             .as_array()

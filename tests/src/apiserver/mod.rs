@@ -156,6 +156,9 @@ struct Resource {
 /// Objects keyed by (group, plural, namespace, name).
 type ObjectMap = BTreeMap<(String, String, String, String), Value>;
 
+/// The store, locked.
+type StoreGuard<'a> = parking_lot::MutexGuard<'a, Store>;
+
 struct Store {
     builtin: Vec<Resource>,
     objects: ObjectMap,
@@ -199,7 +202,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 struct Shared {
-    store: Mutex<Store>,
+    /// parking_lot's, so admission can let go of it while a webhook (which may read this
+    /// server, as the real one allows) is called: see [`Shared::admit`].
+    store: parking_lot::Mutex<Store>,
     users: Users,
     log: Arc<RequestLog>,
     discovery: BTreeMap<&'static str, Value>,
@@ -242,7 +247,7 @@ impl TestApiServer {
             builtin.extend(resources_of_aggregated(&discovery[file]));
         }
         let shared = Arc::new(Shared {
-            store: Mutex::new(Store {
+            store: parking_lot::Mutex::new(Store {
                 builtin,
                 objects: BTreeMap::new(),
             }),
@@ -337,7 +342,9 @@ impl TestApiServer {
 
     /// A stored object, by apiVersion-less coordinates (`""`, `configmaps`, `ns`, `name`).
     pub fn object(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        lock(&self.shared.store)
+        self.shared
+            .store
+            .lock()
             .objects
             .get(&(
                 group.to_owned(),

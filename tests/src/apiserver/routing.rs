@@ -169,7 +169,7 @@ impl Shared {
             ["apis", group, version, rest @ ..] => (*group, *version, rest),
             _ => return not_found_path(),
         };
-        let served = Shared::served(&lock(&self.store));
+        let served = Shared::served(&self.store.lock());
         if rest.is_empty() {
             if method != Method::GET {
                 return not_found_path();

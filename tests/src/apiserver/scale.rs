@@ -70,7 +70,7 @@ impl Shared {
     ) -> Response {
         let key = Shared::key(target, name);
         let (parent, admission) = {
-            let store = lock(&self.store);
+            let store = self.store.lock();
             let Some(parent) = store.objects.get(&key).cloned() else {
                 return Shared::not_found(target, name);
             };
@@ -158,7 +158,7 @@ impl Shared {
                 return denied;
             }
         }
-        let mut store = lock(&self.store);
+        let mut store = self.store.lock();
         let Some(current) = store.objects.get(&key).cloned() else {
             return Shared::not_found(target, name);
         };

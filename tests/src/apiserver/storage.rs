@@ -219,7 +219,7 @@ impl Shared {
         mut object: Value,
     ) {
         stamp_new(&mut object, &self.next_rv());
-        lock(&self.store).objects.insert(
+        self.store.lock().objects.insert(
             (group.into(), plural.into(), namespace.into(), name.into()),
             object,
         );
@@ -249,7 +249,7 @@ impl Shared {
     }
 
     pub(super) fn get(&self, target: &Target, name: &str) -> Response {
-        match lock(&self.store).objects.get(&Shared::key(target, name)) {
+        match self.store.lock().objects.get(&Shared::key(target, name)) {
             Some(object) => ok_json(StatusCode::OK, object),
             None => Shared::not_found(target, name),
         }
@@ -262,7 +262,7 @@ impl Shared {
                 return status(StatusCode::BAD_REQUEST, "BadRequest", message, json!({}))
             }
         };
-        let store = lock(&self.store);
+        let store = self.store.lock();
         let items: Vec<Value> = store
             .objects
             .iter()
@@ -368,7 +368,7 @@ impl Shared {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let mut store = lock(&self.store);
+        let mut store = self.store.lock();
         if let Some(denied) = self.validate(target, &name, &object, &store) {
             return denied;
         }
@@ -391,7 +391,7 @@ impl Shared {
         set_managed(&mut object, &manager, "Update", fields);
         post_process(&mut object, target);
         if let Some(denied) = self.admit(
-            &store,
+            &mut store,
             target,
             "CREATE",
             &name,
@@ -420,7 +420,7 @@ impl Shared {
             Ok(object) => object,
             Err(error) => return bad_request(&error),
         };
-        let store = lock(&self.store);
+        let store = self.store.lock();
         let key = Shared::key(target, name);
         let Some(old) = store.objects.get(&key).cloned() else {
             return Shared::not_found(target, name);
@@ -456,7 +456,7 @@ impl Shared {
             Ok(patch) => patch,
             Err(error) => return bad_request(&error),
         };
-        let store = lock(&self.store);
+        let store = self.store.lock();
         let key = Shared::key(target, name);
         let Some(old) = store.objects.get(&key).cloned() else {
             return Shared::not_found(target, name);
@@ -475,7 +475,7 @@ impl Shared {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn finish_update(
         &self,
-        mut store: MutexGuard<'_, Store>,
+        mut store: StoreGuard<'_>,
         target: &Target,
         name: &str,
         key: (String, String, String, String),
@@ -491,7 +491,7 @@ impl Shared {
             .unwrap_or_else(|| "unknown".into());
         take_ownership(&mut object, &manager, "Update", changed);
         if let Some(denied) = self.admit(
-            &store,
+            &mut store,
             target,
             "UPDATE",
             name,
@@ -548,13 +548,13 @@ impl Shared {
         query: &HashMap<String, String>,
         user: &User,
     ) -> Response {
-        let mut store = lock(&self.store);
+        let mut store = self.store.lock();
         let key = Shared::key(target, name);
         let Some(object) = store.objects.get(&key).cloned() else {
             return Shared::not_found(target, name);
         };
         if let Some(denied) = self.admit(
-            &store,
+            &mut store,
             target,
             "DELETE",
             name,

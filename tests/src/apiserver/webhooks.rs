@@ -11,13 +11,15 @@ pub(super) struct Admission {
 impl Shared {
     /// Calls every registered ValidatingWebhookConfiguration webhook that matches, the way
     /// kube-apiserver does; a denial (or a failed call under `failurePolicy: Fail`) becomes the
-    /// error response. Runs with the store locked: a webhook that calls back into this server
-    /// would deadlock (the gitops webhook reads Git, not the API, for these; the scale subresource
-    /// calls [`Shared::call_webhooks`] without the lock).
+    /// error response. The store is unlocked while the webhooks are called, as kube-apiserver
+    /// holds no lock then: a webhook may read this server (gitops-webhook reads the members an
+    /// inventory write drops). A write that lands meanwhile is overwritten by this one (the
+    /// real server would retry on the resourceVersion conflict); the tests write each object
+    /// from one place at a time.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn admit(
         &self,
-        store: &Store,
+        store: &mut StoreGuard<'_>,
         target: &Target,
         operation: &str,
         name: &str,
@@ -27,9 +29,11 @@ impl Shared {
         query: &HashMap<String, String>,
     ) -> Option<Response> {
         let admission = Shared::admission(store, target, new.or(old))?;
-        self.call_webhooks(
-            &admission, target, None, operation, name, old, new, user, query,
-        )
+        parking_lot::MutexGuard::unlocked(store, || {
+            self.call_webhooks(
+                &admission, target, None, operation, name, old, new, user, query,
+            )
+        })
     }
 
     /// What admission needs from the store: the namespace's labels and the registered

@@ -6,11 +6,14 @@ use super::ownership::check_owner;
 use super::revisions::check_revision;
 use super::*;
 
+use std::collections::BTreeMap;
+
 pub(super) fn decide_write(
     request: &AdmissionRequest,
     config: &Config,
     facts: &dyn GitFacts,
     window: Window,
+    dropped_members: Option<&BTreeMap<ObjectKey, LiveParent>>,
 ) -> Decision {
     let Some(new) = &request.object else {
         return Decision::allow("no object");
@@ -65,10 +68,11 @@ pub(super) fn decide_write(
         return inventory::decide_write(
             &key,
             &claim,
-            new,
+            request.object.as_ref().unwrap_or(new),
             old.filter(|_| managed_old),
             &request.user_info.username,
             facts,
+            dropped_members,
         );
     }
     // Rule 2: Git, not the object, says which app owns it.
