@@ -9,7 +9,11 @@
 //!    forward-sync review, the same carrying managedFields and status as the API server sends
 //!    it, and a captured controller write of an unmanaged object, with each server's CPU time
 //!    per request;
-//! 4. resident memory of the real binary with a 1,000-object app cached (goal < 64 MiB).
+//! 4. resident memory of the real binary with a 1,000-object app cached (goal < 64 MiB);
+//! 5. through a real kube-apiserver (`support/apiserver_load.rs`): 1,000 no-op server-side applies of
+//!    managed ConfigMaps, 32 in flight, with the webhook registered by URL and then a uid-echo
+//!    server, alternating; each server's CPU per review and the API server's time per call
+//!    (goal: the webhook ≤ 2× the uid echo's CPU). `GITOPS_BENCH_PART=apiserver` runs it alone.
 //!
 //! Run: `cargo bench -p gitops-webhook --bench webhook` (release build). The baseline servers run
 //! as child processes of this benchmark (`webhook-<hash> --noop-server ...`), like the webhook
@@ -19,6 +23,9 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+
+#[path = "support/apiserver_load.rs"]
+mod apiserver_load;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -302,6 +309,12 @@ fn main() {
         println!("webhook bench: run with `cargo bench -p gitops-webhook --bench webhook`");
         return;
     }
+    // Part 5 alone (it needs a real API server): GITOPS_BENCH_PART=apiserver.
+    let only = std::env::var("GITOPS_BENCH_PART").unwrap_or_default();
+    if only == "apiserver" {
+        apiserver_load::run(&std::env::current_exe().unwrap());
+        return;
+    }
     let repo = make_repo();
     let work = tempfile::tempdir().unwrap();
 
@@ -539,4 +552,6 @@ fn main() {
             rss_kib(webhook.0.id()) as f64 / 1024.0
         );
     });
+    // 5. Through a real API server, next to a uid echo (its own webhook and repository).
+    apiserver_load::run(&exe);
 }
