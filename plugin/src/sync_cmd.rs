@@ -290,9 +290,12 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             .collect();
     if dry_run.is_none() {
         let first = (0..3).find_map(|phase| {
+            // An object to adopt is left out: its apply follows a rewrite of its managedFields,
+            // which a dry run cannot show.
             state.rendered.objects.iter().find(|o| {
                 phase_of(&o.key(), &custom, &state.discovery) == phase
                     && !unchanged(&state, &o.key(), &o.object, args.force)
+                    && !state.live.get(&o.key()).is_some_and(adopts)
             })
         });
         if let Some(first) = first {
@@ -514,7 +517,7 @@ async fn apply_one(
         Err(error) => return Outcome::Failed(error.to_string()),
     };
     let mut force = args.force_conflicts;
-    let takes_over = hand.iter().any(|f| f.remedy == Remedy::Revert);
+    let takes_over = hand.iter().any(|f| f.remedy == Remedy::Revert) || live.is_some_and(adopts);
     if let (Some(live), true) = (live, takes_over) {
         if server_dry_run == DryRun::Server {
             // A dry run cannot show the apply a rewrite it did not persist: the fields taken over
@@ -563,6 +566,14 @@ fn conflict_clause(fields: &[&HandField]) -> String {
         "{}; pass --force-conflicts to take them over",
         named.join(", ")
     )
+}
+
+/// True when the sync adopts `live`, an object it did not make (no managed-by label): what the
+/// app's take-over managers own there (`kubectl create`'s fields, defaults included) goes to
+/// `sync` before it applies, even at Git's values, so no co-owner pins Git's fields (the webhook
+/// refuses a write that leaves one).
+fn adopts(live: &Value) -> bool {
+    !gitops_shared::provenance::is_managed(live)
 }
 
 /// Hands the fields of the app's take-over managers to `sync`'s apply entry. The rewrite is

@@ -50,6 +50,8 @@ const POD_SPEC: &[(&[&str], Default)] = &[
     (&["securityContext"], Default::Empty),
     (&["terminationGracePeriodSeconds"], Default::Int(30)),
     (&["enableServiceLinks"], Default::Bool(true)),
+    // The deprecated alias, which the server fills in from `serviceAccountName`.
+    (&["serviceAccount"], Default::SameAs("serviceAccountName")),
     (
         &["volumes", "*", "configMap", "defaultMode"],
         Default::Int(420),

@@ -59,6 +59,7 @@ use gitops_e2e::harness::{
 };
 use gitops_test_support::address_in_log;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// The address the webhook listens on and the API server calls.
@@ -2248,6 +2249,68 @@ fn an_app_of_many_kinds_passes_through_the_webhook() {
         api["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.k8s.io/pause:3.9"
     );
+    world.webhook.assert_no_denials();
+}
+
+/// No false denial on adoption (issue 9): every object of the many-kinds app first made by hand
+/// the way `kubectl create -f` makes it (field manager `kubectl-create`, which the API server
+/// records as owning the defaults it filled in too), then adopted by a sync through the webhook.
+/// What the server defaulted must be told from what a person wrote (shared/src/defaults.rs).
+#[test]
+fn objects_made_with_kubectl_create_are_adopted_through_the_webhook() {
+    let cluster = Cluster::new("webhook-adopt");
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    let (api, repo) = (&world.api, &world.repo);
+    let text = many_kinds("registry.k8s.io/pause:3.10", true);
+    repo.remove("app/deployment.yaml");
+    repo.remove("app/extra.yaml");
+    repo.write("app/all.yaml", &text);
+    repo.commit("an app of many kinds, made by hand first");
+    let plural = |kind: &str| match kind {
+        "Ingress" => "ingresses".to_owned(),
+        "NetworkPolicy" => "networkpolicies".to_owned(),
+        "PodDisruptionBudget" => "poddisruptionbudgets".to_owned(),
+        _ => format!("{}s", kind.to_lowercase()),
+    };
+    let mut made = 0;
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let object: Value =
+            serde_json::to_value(serde_yaml::Value::deserialize(document).expect("yaml"))
+                .expect("json");
+        let (api_version, kind) = (
+            object["apiVersion"].as_str().expect("apiVersion"),
+            object["kind"].as_str().expect("kind"),
+        );
+        let base = if api_version.contains('/') {
+            format!("/apis/{api_version}")
+        } else {
+            format!("/api/{api_version}")
+        };
+        let path = format!(
+            "{base}/namespaces/{ns}/{}?fieldManager=kubectl-create",
+            plural(kind)
+        );
+        let (code, body) =
+            api.request(Who::Admin, "POST", &path, Some("application/json"), &object);
+        assert!(code == 200 || code == 201, "{kind}: {code} {body:#}");
+        made += 1;
+    }
+    assert_eq!(made, 15);
+    let run = world.sync(&[]);
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    // Each object made by hand is adopted (configured, or reverted where kubectl-create's
+    // fields differ from Git's spelling, as a Secret's stringData does), none made again.
+    let adopted = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("configured ") || l.starts_with("reverted "))
+        .count();
+    assert_eq!(adopted, made, "{run}");
+    assert!(run.stdout.contains(" 0 failed,"), "{run}");
+    let run = world.sync(&[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains(" 0 created, 0 configured,"), "{run}");
     world.webhook.assert_no_denials();
 }
 

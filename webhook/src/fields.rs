@@ -8,7 +8,7 @@
 //! never from Git's silence: a field is the server's when its value is the default kube-apiserver
 //! v1.36 puts there ([`ServerDefaults`]), or when `metadata.managedFields` — which the API server
 //! computes itself on a write, whatever the client sent — give it to no field manager (a default
-//! or an allocation under a server-side apply). Without managedFields only the defaults count.
+//! or an allocation under a server-side apply) or only to writers of the status subresource. Without managedFields only the defaults count.
 //! Git's `[]`, `{}` and `null` declare emptiness: whatever fills them is judged like an
 //! undeclared field.
 
@@ -59,16 +59,21 @@ pub fn unexplained_new_fields(
     let walk = Walk {
         root: new,
         defaults: std::cell::OnceCell::new(),
+        // Writers through the main resource. What only status writers own came through the
+        // status subresource (a controller's `deployment.kubernetes.io/revision`), which `edit`
+        // cannot write and this webhook passes: the API server assigns every field a request
+        // changes to that request's own entry, so a person cannot file a field of theirs there.
         owners: new
             .pointer("/metadata/managedFields")
             .and_then(Value::as_array)
+            .filter(|entries| !entries.is_empty())
             .map(|entries| {
                 entries
                     .iter()
+                    .filter(|e| e.get("subresource").and_then(Value::as_str) != Some("status"))
                     .filter_map(|e| e.get("fieldsV1"))
                     .collect::<Vec<_>>()
-            })
-            .filter(|owners| !owners.is_empty()),
+            }),
     };
     let mut found = Vec::new();
     let mut at = Vec::new();

@@ -26,7 +26,10 @@ pub(super) fn decide_write(
     let managed_new = is_managed(new);
     let managed_old = old.is_some_and(is_managed);
     if !managed_new && !managed_old {
-        if let Some(target) = managed_scale_target(new, &key, facts) {
+        // A write that only moves field ownership (a sync taking over the fields of an HPA it
+        // is about to adopt) changes nothing the HPA controller acts on.
+        let ownership_only = old.is_some_and(|old| only_field_ownership_changed(old, new));
+        if let Some(target) = managed_scale_target(new, &key, facts).filter(|_| !ownership_only) {
             return Decision::deny(Denial::AutoscalerOfManagedObject { key, target });
         }
         let git_only = config.git_only_namespaces.contains(&key.namespace);
