@@ -578,7 +578,7 @@ impl Rest {
         resource_version: &str,
         entries: Vec<ManagedFieldsEntry>,
         dry_run: DryRun,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<Option<String>, ClusterError> {
         let erased = kube::api::ApiResource {
             group: resource.group.clone(),
             version: resource.version.clone(),
@@ -607,7 +607,7 @@ impl Rest {
         };
         api.patch_metadata(name, &params, &Patch::Merge(&patch))
             .await
-            .map(|_| ())
+            .map(|written| written.metadata.resource_version)
             .map_err(|source| ClusterError::Request {
                 verb: "take over the hand-made fields of",
                 key: format!(
@@ -653,17 +653,31 @@ impl Rest {
 
     /// Who the cluster says we are (SelfSubjectReview); `None` when the server does not tell.
     pub async fn whoami(&self) -> Option<String> {
-        let body =
-            br#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#.to_vec();
-        let request = build(
-            Method::POST,
-            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-            Some("application/json"),
-            body,
-        )
-        .ok()?;
-        let review: Value = self.client.request(request).await.ok()?;
-        review
+        // Asked a few times: a busy API server may drop one request, and the inventory's
+        // `synced-by` must be the authenticated user (the webhook holds it to that).
+        let mut review: Option<Value> = None;
+        for attempt in 0..3u64 {
+            let body =
+                br#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#.to_vec();
+            let request = build(
+                Method::POST,
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                Some("application/json"),
+                body,
+            )
+            .ok()?;
+            match self.client.request::<Value>(request).await {
+                Ok(answer) => {
+                    review = Some(answer);
+                    break;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, attempt, "SelfSubjectReview failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * (attempt + 1))).await;
+                }
+            }
+        }
+        review?
             .get("status")?
             .get("userInfo")?
             .get("username")?

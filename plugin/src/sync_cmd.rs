@@ -518,16 +518,42 @@ async fn apply_one(
     };
     let mut force = args.force_conflicts;
     let takes_over = hand.iter().any(|f| f.remedy == Remedy::Revert) || live.is_some_and(adopts);
+    let mut pinned = None;
     if let (Some(live), true) = (live, takes_over) {
         if server_dry_run == DryRun::Server {
             // A dry run cannot show the apply a rewrite it did not persist: the fields taken over
             // are conflicts no more, the others still are.
             force = force || conflicts.is_empty();
-        } else if let Err(error) = take_over_fields(state, resource, key, live).await {
-            return Outcome::Failed(error.to_string());
+        } else {
+            match take_over_fields(state, resource, key, live).await {
+                // The apply names the version the rewrite made: an update starts from the API
+                // server's watch cache, and an attempt on a copy from before the rewrite would
+                // reach admission webhooks with the old owners (the server then retries on a
+                // fresh read, but a webhook has refused an attempt meanwhile). With the version
+                // named, such an attempt is a conflict the server retries before admission.
+                Ok(Some(version)) => pinned = Some(with_resource_version(object, &version)),
+                Ok(None) => {}
+                Err(error) => return Outcome::Failed(error.to_string()),
+            }
         }
     }
-    match state.rest.apply(resource, object, force, server_dry_run).await {
+    let mut result = state
+        .rest
+        .apply(
+            resource,
+            pinned.as_ref().unwrap_or(object),
+            force,
+            server_dry_run,
+        )
+        .await;
+    if pinned.is_some() && result.as_ref().is_err_and(|e| e.code() == Some(409)) {
+        // Written meanwhile (a controller's status, say): apply on the current version.
+        result = state
+            .rest
+            .apply(resource, object, force, server_dry_run)
+            .await;
+    }
+    match result {
         Ok(_) => outcome,
         Err(error) if error.code() == Some(409) => Outcome::Failed(format!(
             "{error}; a field manager that sync does not take over owns these fields ({}): change them in Git, add the manager to takeOverManagers in gitops.yaml, or pass --force-conflicts to take them over",
@@ -576,7 +602,17 @@ fn adopts(live: &Value) -> bool {
     !gitops_shared::provenance::is_managed(live)
 }
 
-/// Hands the fields of the app's take-over managers to `sync`'s apply entry. The rewrite is
+/// `object` carrying `metadata.resourceVersion`: an apply that must land on that version.
+fn with_resource_version(object: &Value, version: &str) -> Value {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.insert("resourceVersion".to_owned(), Value::from(version));
+    }
+    object
+}
+
+/// Hands the fields of the app's take-over managers to `sync`'s apply entry; returns the
+/// resourceVersion the rewrite made (`None` when nothing was rewritten). The rewrite is
 /// guarded by the resourceVersion read; when a controller wrote the object meanwhile (a
 /// Deployment's status after `kubectl set image`), it is read again and the rewrite retried.
 async fn take_over_fields(
@@ -584,7 +620,7 @@ async fn take_over_fields(
     resource: &crate::cluster::ApiResource,
     key: &ObjectKey,
     live: &Value,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     const ATTEMPTS: usize = 3;
     let take_over = &state.rendered.app.take_over_managers;
     let mut current = live.clone();
@@ -592,7 +628,7 @@ async fn take_over_fields(
         let Some(entries) = taken_over(&current, take_over)
             .with_context(|| format!("{key}: cannot take over its hand-made fields"))?
         else {
-            return Ok(());
+            return Ok(None);
         };
         let resource_version = current
             .pointer("/metadata/resourceVersion")
@@ -611,21 +647,21 @@ async fn take_over_fields(
             )
             .await
         {
-            Ok(()) => {
+            Ok(version) => {
                 tracing::debug!(object = %key, "hand-made fields taken over");
-                return Ok(());
+                return Ok(version);
             }
             Err(error) if error.code() == Some(409) && attempt < ATTEMPTS => {
                 tracing::debug!(object = %key, attempt, "changed meanwhile; reading it again");
                 match state.rest.get(resource, &key.namespace, &key.name).await? {
                     Some(fresh) => current = fresh,
-                    None => return Ok(()),
+                    None => return Ok(None),
                 }
             }
             Err(error) => return Err(error.into()),
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// True when the live object already carries the desired digest and every declared field, so

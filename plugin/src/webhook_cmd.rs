@@ -511,11 +511,19 @@ mod tests {
                 })
                 .cloned()
                 .collect();
-            out.sort_by_key(|o| o["kind"].as_str().unwrap().to_owned());
+            out.sort_by_key(|o| {
+                (
+                    o["kind"].as_str().unwrap().to_owned(),
+                    o["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            });
             out
         };
         let (printed, built) = (rbac(&printed()), rbac(&built));
-        assert_eq!(printed.len(), 5);
+        assert_eq!(printed.len(), 7);
         assert_eq!(printed, built);
     }
 
