@@ -234,7 +234,15 @@ fn describe(error: &jrsonnet_evaluator::Error) -> String {
     let text = format
         .format(error)
         .unwrap_or_else(|_| error.error().to_string());
-    let lines: Vec<&str> = text.lines().collect();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let too_deep = format!(
+        "stack overflow: recursion deeper than {MAX_STACK_DEPTH} calls (the limit is fixed: the webhook evaluates every commit it is shown)"
+    );
+    if matches!(error.error(), ErrorKind::StackOverflow) && !lines.is_empty() {
+        // jrsonnet suggests a --max-stack flag that kubectl-gitops does not have.
+        lines[0] = &too_deep;
+    }
+    let text = lines.join("\n");
     if lines.len() <= MAX_TRACE_LINES + 1 {
         return text.trim_end().to_owned();
     }
