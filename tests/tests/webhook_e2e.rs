@@ -2360,7 +2360,8 @@ fn a_git_only_namespace_takes_syncs_and_controllers_and_refuses_the_rest() {
 
 /// Issue 11: Argo CD's `jsonnet-guestbook` shape (Jsonnet, rendered natively by plugin and
 /// webhook alike) and `helm-dependency` shape (its dependency vendored under `charts/`) sync,
-/// re-sync, move forward and prune through the webhook with no denial.
+/// re-sync, move forward and prune through the webhook with no denial — beside an app of
+/// gitops.yaml that renders nothing on purpose.
 #[test]
 fn jsonnet_and_helm_dependency_examples_pass_through_the_webhook() {
     example_app_through_the_webhook(
@@ -2372,7 +2373,17 @@ fn jsonnet_and_helm_dependency_examples_pass_through_the_webhook() {
             repo.write(
                 "examples/jsonnet-guestbook/settings.jsonnet",
                 "{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'guestbook-settings' }, data: { MODE: 'demo' } }\n",
+            );
+            // An app empty on purpose: the webhook's branch-head index renders it too, and an
+            // empty render is no error there (only the plugin's commands refuse one).
+            repo.write("examples/placeholder/README.md", "# filled later\n");
+            let path = repo.path.join("gitops.yaml");
+            let text = std::fs::read_to_string(&path).expect("gitops.yaml");
+            std::fs::write(
+                path,
+                format!("{text}  placeholder:\n    path: examples/placeholder\n"),
             )
+            .expect("write gitops.yaml");
         },
         |repo| edit(repo, "gitops.yaml", "replicas: 2", "replicas: 3"),
         |repo| repo.remove("examples/jsonnet-guestbook/settings.jsonnet"),
