@@ -9,7 +9,14 @@
 //! the app file ([`JsonnetOptions`]), never from the command line.
 //!
 //! The webhook evaluates whatever a commit holds, so evaluation is bounded: recursion deeper than
-//! [`MAX_STACK_DEPTH`] calls is an error, not a crashed process.
+//! [`MAX_STACK_DEPTH`] calls is an error, not a crashed process, whatever the caller's stack
+//! (jrsonnet moves deep calls to stack segments of its own).
+//!
+//! Known gaps (jrsonnet 0.5.0-pre98): the limit counts the function calls still running, so a
+//! recursion through the lazy fields of objects that calls returned (`local f(x) = { a: f(x +
+//! 1).a }; f(0).a`) escapes it, exhausts the native stack and aborts the process; and CPU time is
+//! not bounded (an exponential recursion runs until it ends). Closing both needs evaluation in a
+//! child process with limits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -553,5 +560,22 @@ mod tests {
         )
         .expect("render after overflow");
         assert_eq!(names(&objects), vec!["ConfigMap/ok"]);
+    }
+
+    /// A caller with a small stack (the webhook renders on worker threads) gets the same error,
+    /// not a crashed process: jrsonnet moves deep calls to stack segments of its own.
+    #[test]
+    fn runaway_recursion_on_a_small_stack_is_an_error() {
+        let files = tree(&[("app/x.jsonnet", "local f(x) = f(x + 1);\nf(0)")]);
+        let outcome = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                render(files, "app", &JsonnetOptions::default()).map_err(|e| e.to_string())
+            })
+            .expect("a thread")
+            .join()
+            .expect("no panic");
+        let err = outcome.expect_err("stack");
+        assert!(err.contains("recursion deeper than 500 calls"), "{err}");
     }
 }
