@@ -35,12 +35,16 @@ pub struct DiffArgs {
     /// Which cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Diff an app that renders no objects (else an error: such a render is most often a mistake).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// Runs `diff`.
 pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
     let runtime = runtime().context("cannot start the async runtime")?;
     let state = runtime.block_on(AppState::load(&args.source, &args.cluster))?;
+    state.rendered.ensure_not_empty(args.allow_empty)?;
     let color = std::io::stdout().is_terminal();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -27,6 +27,10 @@ pub struct RenderArgs {
     /// their namespace from there). Default: default.
     #[arg(short, long)]
     pub namespace: Option<String>,
+    /// Print an app that renders no objects (else an error: such a render is most often a
+    /// mistake, like .jsonnet files under the plain renderer).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// Runs `render`.
@@ -37,6 +41,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<u8> {
         folder_namespace: args.namespace.as_deref(),
     };
     let rendered = render_app(&source.repo, source.commit, &source.app, &options)?;
+    rendered.ensure_not_empty(args.allow_empty)?;
     tracing::info!(app = %rendered.app.name, commit = %source.commit, objects = rendered.objects.len(), "rendered");
     let objects: Vec<_> = rendered.objects.iter().map(|o| &o.object).collect();
     let stdout = std::io::stdout();

@@ -129,12 +129,6 @@ impl Outcome {
 /// Why a sync stopped before it started applying.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    /// An empty render would prune everything.
-    #[error("the app renders no objects at {revision}; refusing to sync (pass --allow-empty if that is intended)")]
-    EmptyRender {
-        /// The commit.
-        revision: String,
-    },
     /// A CRD did not become Established in time.
     #[error("CustomResourceDefinition {name} did not become Established within {timeout:?}")]
     NotEstablished {
@@ -250,9 +244,7 @@ async fn sync(args: &SyncArgs) -> anyhow::Result<u8> {
 /// Syncs an app whose state is loaded; returns the exit code.
 pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<u8> {
     let revision = state.rendered.provenance.revision.clone();
-    if state.rendered.objects.is_empty() && !args.allow_empty {
-        return Err(SyncError::EmptyRender { revision }.into());
-    }
+    state.rendered.ensure_not_empty(args.allow_empty)?;
     let dry_run = args.dry_run;
     let server_dry_run = if dry_run == Some(DryRunMode::Server) {
         DryRun::Server

@@ -323,3 +323,248 @@ fn helm_charts_render_through_helm_template() {
         "shop-0.1.0"
     );
 }
+
+/// True when the helm stand-in can run (helm-python-sdk installed); CI must have it.
+fn helm_engine_available() -> bool {
+    let available = std::process::Command::new("python3")
+        .args(["-c", "import helm_python"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs helm-python-sdk; it is missing"
+        );
+        eprintln!("helm-python-sdk not installed: skipping (pip install helm-python-sdk)");
+    }
+    available
+}
+
+fn kinds_and_names(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or("?"),
+                o["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// Argo CD's `jsonnet-guestbook` shape: guestbook-ui.jsonnet importing params.libsonnet, rendered
+/// natively; the top-level argument comes from gitops.yaml.
+#[test]
+fn jsonnet_guestbook_renders_natively_with_arguments_from_the_app_file() {
+    let repo = TestRepo::new();
+    repo.copy_from_workspace("examples/jsonnet-guestbook");
+    repo.write(
+        "gitops.yaml",
+        "apps:\n  guestbook:\n    path: examples/jsonnet-guestbook\n    namespace: guestbook\n    jsonnet:\n      tlas:\n        replicas: 2\n",
+    );
+    let head = repo.commit("jsonnet guestbook");
+    let first = run_in(repo.path(), &["render", "guestbook"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let second = run_in(repo.path(), &["render", "guestbook"]);
+    assert_eq!(first.stdout, second.stdout, "render is deterministic");
+    let objects = documents(&stdout(&first));
+    assert_eq!(
+        kinds_and_names(&objects),
+        vec![
+            "Service/jsonnet-guestbook-ui",
+            "Deployment/jsonnet-guestbook-ui"
+        ],
+        "the file's output order"
+    );
+    let deployment = &objects[1];
+    assert_eq!(deployment["spec"]["replicas"], 2, "tlas.replicas");
+    assert_eq!(deployment["metadata"]["namespace"], "guestbook");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 8080,
+        "from params.libsonnet"
+    );
+    for object in &objects {
+        assert_eq!(annotation(object, "kubectl-gitops.io/revision"), head);
+        assert!(annotation(object, "kubectl-gitops.io/digest").starts_with("sha256:"));
+    }
+    // As a folder app the renderer is detected, and the parameter keeps its default.
+    repo.remove("gitops.yaml");
+    repo.commit("no app file");
+    let out = run_in(
+        repo.path(),
+        &[
+            "render",
+            "--path",
+            "examples/jsonnet-guestbook",
+            "-n",
+            "web",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let objects = documents(&stdout(&out));
+    assert_eq!(
+        objects[1]["spec"]["replicas"], 1,
+        "params.libsonnet's default"
+    );
+    assert_eq!(objects[1]["metadata"]["namespace"], "web");
+}
+
+#[test]
+fn jsonnet_imports_resolve_in_the_commit_and_errors_name_file_and_line() {
+    let repo = TestRepo::new();
+    repo.write("lib/labels.libsonnet", "{ team(name):: { team: name } }\n");
+    repo.write(
+        "apps/web/main.jsonnet",
+        "local labels = import '../../lib/labels.libsonnet';\n{\n  apiVersion: 'v1',\n  kind: 'ConfigMap',\n  metadata: { name: 'web', labels: labels.team(std.extVar('team')) },\n}\n",
+    );
+    repo.write(
+        "gitops.yaml",
+        "apps:\n  web:\n    path: apps/web\n    namespace: web\n    jsonnet:\n      extVars: {team: payments}\n",
+    );
+    repo.commit("jsonnet with a library");
+    // The working tree is not what renders: only the commit.
+    repo.write(
+        "lib/labels.libsonnet",
+        "{ team(name):: { team: 'uncommitted' } }\n",
+    );
+    let out = run_in(repo.path(), &["render", "web", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(list["items"][0]["metadata"]["labels"]["team"], "payments");
+
+    repo.write(
+        "apps/web/main.jsonnet",
+        "local x = 1;\n{\n  apiVersion: 'v1',\n  kind: 'ConfigMap',\n  metadata: { name: error 'name me' },\n}\n",
+    );
+    repo.commit("broken");
+    let out = run_in(repo.path(), &["render", "web"]);
+    assert_eq!(out.status.code(), Some(2));
+    let message = stderr(&out);
+    assert!(
+        message
+            .contains("apps/web/main.jsonnet: Jsonnet evaluation failed: runtime error: name me"),
+        "{message}"
+    );
+    assert!(message.contains("apps/web/main.jsonnet:5:"), "{message}");
+
+    repo.write(
+        "apps/web/main.jsonnet",
+        "import '../../../outside.libsonnet'\n",
+    );
+    repo.commit("escape");
+    let out = run_in(repo.path(), &["render", "web"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("leads outside the repository"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The two cases issue 11 saw render zero objects and exit 0.
+#[test]
+fn zero_objects_is_an_error_naming_the_renderer_and_the_files() {
+    let repo = TestRepo::new();
+    repo.copy_from_workspace("examples/jsonnet-guestbook");
+    repo.write("examples/jsonnet-guestbook/README.md", "# guestbook\n");
+    repo.write(
+        "gitops.yaml",
+        "apps:\n  guestbook:\n    path: examples/jsonnet-guestbook\n    renderer: plain\n",
+    );
+    repo.commit("jsonnet under the plain renderer");
+    let out = run_in(repo.path(), &["render", "guestbook"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: examples/jsonnet-guestbook rendered 0 objects with the plain renderer (set in gitops.yaml) from 3 files (README.md, guestbook-ui.jsonnet, params.libsonnet): the plain renderer ignores .jsonnet files: they need the jsonnet renderer (drop `renderer: plain` from the app in gitops.yaml, or set `renderer: jsonnet`); if the app is empty on purpose, pass --allow-empty"
+    );
+    let out = run_in(repo.path(), &["render", "guestbook", "--allow-empty"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(documents(&stdout(&out)).is_empty());
+
+    // helm-dependency with its dependency not vendored: refused before helm runs (no helm needed).
+    repo.copy_from_workspace("examples/helm-dependency");
+    repo.remove("examples/helm-dependency/charts/cache-1.2.0.tgz");
+    repo.commit("dependency not vendored");
+    let out = common::plugin()
+        .args(["render", "--path", "examples/helm-dependency"])
+        .env("GITOPS_HELM", "helm-not-installed")
+        .current_dir(repo.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: examples/helm-dependency/Chart.yaml: dependency \"cache\" (version 1.2.0 from https://charts.example.com) is not in examples/helm-dependency/charts/: run `helm dependency build examples/helm-dependency` and commit it (the webhook renders without network, so the plugin does too)"
+    );
+}
+
+/// Argo CD's `helm-dependency` shape: the chart's work is done by a dependency vendored under
+/// charts/, as an archive (what `helm dependency build` writes) or as a folder.
+#[test]
+fn helm_dependencies_vendored_as_archive_or_folder_render() {
+    if !helm_engine_available() {
+        return;
+    }
+    let stand_in = common::workspace_root().join("plugin/tests/support/helm");
+    let repo = TestRepo::new();
+    repo.copy_from_workspace("examples/helm-dependency");
+    repo.write(
+        "gitops.yaml",
+        "apps:\n  shop:\n    path: examples/helm-dependency\n    namespace: shop\n    renderer: helm\n",
+    );
+    repo.commit("vendored archive");
+    let render = || {
+        let out = common::plugin()
+            .args(["render", "shop"])
+            .env("GITOPS_HELM", &stand_in)
+            .current_dir(repo.path())
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        documents(&stdout(&out))
+    };
+    let objects = render();
+    let mut names = kinds_and_names(&objects);
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "ConfigMap/shop-settings",
+            "Deployment/shop-cache",
+            "Service/shop-cache"
+        ]
+    );
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("the dependency's Deployment");
+    assert_eq!(
+        deployment["spec"]["replicas"], 2,
+        "parent values reach the dependency"
+    );
+    assert_eq!(deployment["metadata"]["namespace"], "shop");
+
+    // The same dependency vendored as a folder.
+    repo.remove("examples/helm-dependency/charts/cache-1.2.0.tgz");
+    repo.write(
+        "examples/helm-dependency/charts/cache/Chart.yaml",
+        "apiVersion: v2\nname: cache\nversion: 1.2.0\n",
+    );
+    repo.write(
+        "examples/helm-dependency/charts/cache/values.yaml",
+        "replicaCount: 1\n",
+    );
+    repo.write(
+        "examples/helm-dependency/charts/cache/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cache\ndata:\n  replicas: \"{{ .Values.replicaCount }}\"\n",
+    );
+    repo.commit("vendored folder");
+    let objects = render();
+    let cache = objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == "shop-cache")
+        .expect("the folder dependency's ConfigMap");
+    assert_eq!(cache["data"]["replicas"], "2");
+}

@@ -62,6 +62,7 @@ fn app(path: &str, renderer: Renderer) -> App {
         from_app_file: true,
         cluster_scoped_kinds: vec![],
         take_over_managers: Default::default(),
+        jsonnet: Default::default(),
     }
 }
 

@@ -12,6 +12,11 @@
 //!     renderer: tera                 # auto (default), plain, tera, kustomize, helm
 //!     values: [values-production.yaml]   # relative to the app's folder, merged in this order
 //!     takeOverManagers: [default, deploy-script]  # whose fields sync takes over (see crate::takeover)
+//!   guestbook:
+//!     path: apps/guestbook           # holds *.jsonnet files: the jsonnet renderer
+//!     jsonnet:                       # strings pass as strings, other values as JSON
+//!       tlas: {replicas: 2}          # top-level arguments
+//!       extVars: {env: production}   # std.extVar('env')
 //! ```
 
 use std::collections::BTreeMap;
@@ -21,6 +26,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::git::{join_path, normalize_path, FileTree};
+use crate::render::JsonnetOptions;
 use crate::takeover::TakeOverManagers;
 
 /// The app file's name at the repository root.
@@ -31,7 +37,7 @@ pub const APP_FILE: &str = "gitops.yaml";
 #[serde(rename_all = "lowercase")]
 pub enum Renderer {
     /// Decide from the folder: `kustomization.yaml` → kustomize, `Chart.yaml` → helm,
-    /// `values.yaml` with `templates/` → tera, anything else → plain.
+    /// `values.yaml` with `templates/` → tera, a `.jsonnet` file → jsonnet, anything else → plain.
     #[default]
     Auto,
     /// YAML and JSON files, read as they are.
@@ -42,6 +48,8 @@ pub enum Renderer {
     Kustomize,
     /// `helm template`.
     Helm,
+    /// Jsonnet, evaluated natively (jrsonnet), with the YAML and JSON files beside it.
+    Jsonnet,
 }
 
 impl Renderer {
@@ -53,6 +61,7 @@ impl Renderer {
             Renderer::Tera => "tera",
             Renderer::Kustomize => "kustomize",
             Renderer::Helm => "helm",
+            Renderer::Jsonnet => "jsonnet",
         }
     }
 
@@ -75,6 +84,8 @@ impl Renderer {
             Renderer::Helm
         } else if has("values.yaml") && files.keys().any(|f| f.starts_with(&at("templates/"))) {
             Renderer::Tera
+        } else if crate::render::has_jsonnet_files(files, path) {
+            Renderer::Jsonnet
         } else {
             Renderer::Plain
         }
@@ -103,6 +114,9 @@ pub struct App {
     /// The field managers whose fields `sync` takes over, so that hand-made changes are undone
     /// and not only reported (`takeOverManagers`; kubectl's by default).
     pub take_over_managers: TakeOverManagers,
+    /// Top-level arguments and external variables for the jsonnet renderer (`jsonnet:`).
+    #[serde(skip_serializing_if = "JsonnetOptions::is_empty")]
+    pub jsonnet: JsonnetOptions,
 }
 
 impl App {
@@ -120,6 +134,7 @@ impl App {
             from_app_file: false,
             cluster_scoped_kinds: Vec::new(),
             take_over_managers: TakeOverManagers::default(),
+            jsonnet: JsonnetOptions::default(),
         })
     }
 }
@@ -152,6 +167,8 @@ struct RawApp {
     cluster_scoped_kinds: Vec<String>,
     #[serde(default, rename = "takeOverManagers")]
     take_over_managers: Option<Vec<String>>,
+    #[serde(default)]
+    jsonnet: Option<JsonnetOptions>,
 }
 
 impl AppFile {
@@ -207,6 +224,25 @@ impl AppFile {
                 Some(entries) => TakeOverManagers::parse(entries)
                     .map_err(|e| invalid(format!("apps.{name}.takeOverManagers{e}")))?,
             };
+            let jsonnet = raw_app.jsonnet.unwrap_or_default();
+            if !jsonnet.is_empty()
+                && !matches!(raw_app.renderer, Renderer::Auto | Renderer::Jsonnet)
+            {
+                return Err(invalid(format!(
+                    "apps.{name}.jsonnet: the {} renderer takes no jsonnet settings",
+                    raw_app.renderer.name()
+                )));
+            }
+            if let Some(key) = jsonnet.tlas.keys().find(|k| !is_jsonnet_identifier(k)) {
+                return Err(invalid(format!(
+                    "apps.{name}.jsonnet.tlas.{key}: a top-level argument is a Jsonnet parameter name (letters, digits and '_', not starting with a digit)"
+                )));
+            }
+            if jsonnet.ext_vars.contains_key("") {
+                return Err(invalid(format!(
+                    "apps.{name}.jsonnet.extVars: an external variable needs a name"
+                )));
+            }
             apps.insert(
                 name.clone(),
                 App {
@@ -218,6 +254,7 @@ impl AppFile {
                     from_app_file: true,
                     cluster_scoped_kinds: raw_app.cluster_scoped_kinds,
                     take_over_managers,
+                    jsonnet,
                 },
             );
         }
@@ -390,6 +427,12 @@ pub fn split_group_kind(text: &str) -> Option<(&str, &str)> {
     valid.then_some((group, kind))
 }
 
+/// True for a Jsonnet identifier, the only names a top-level argument can bind.
+fn is_jsonnet_identifier(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// True for an RFC 1123 label: lowercase alphanumerics and '-', starting and ending alphanumeric,
 /// at most 63 characters.
 pub fn is_dns_label(s: &str) -> bool {
@@ -491,9 +534,9 @@ mod tests {
         )
         .expect_err("values on plain");
         assert!(err.to_string().contains("apps.web.values"), "{err}");
-        let err = AppFile::parse(b"apps:\n  web:\n    path: a\n    renderer: jsonnet\n")
+        let err = AppFile::parse(b"apps:\n  web:\n    path: a\n    renderer: jsonet\n")
             .expect_err("renderer");
-        assert!(err.to_string().contains("jsonnet"), "{err}");
+        assert!(err.to_string().contains("jsonet"), "{err}");
     }
 
     #[test]
@@ -618,5 +661,40 @@ mod tests {
             Renderer::Plain.detect("a", &files(&["a/Chart.yaml"])),
             Renderer::Plain
         );
+        assert_eq!(
+            Renderer::Auto.detect("a", &files(&["a/README.md", "a/sub/main.jsonnet"])),
+            Renderer::Jsonnet
+        );
+        assert_eq!(
+            Renderer::Auto.detect("a", &files(&["a/x.yaml", "a/.old/main.jsonnet"])),
+            Renderer::Plain
+        );
+    }
+
+    #[test]
+    fn jsonnet_settings_are_read_and_checked() {
+        let file = AppFile::parse(
+            b"apps:\n  gb:\n    path: a\n    jsonnet:\n      tlas: {replicas: 2, name: web}\n      extVars: {env: prod}\n",
+        )
+        .expect("parse");
+        let jsonnet = &file.apps["gb"].jsonnet;
+        assert_eq!(jsonnet.tlas["replicas"].0, serde_json::json!(2));
+        assert_eq!(jsonnet.tlas["name"].0, serde_json::json!("web"));
+        assert_eq!(jsonnet.ext_vars["env"].0, serde_json::json!("prod"));
+        let err = AppFile::parse(b"apps:\n  gb:\n    path: a\n    jsonnet:\n      tla: {x: 1}\n")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("tla") && err.contains("line 5"), "{err}");
+        let err =
+            AppFile::parse(b"apps:\n  gb:\n    path: a\n    jsonnet:\n      tlas: {my-arg: 1}\n")
+                .expect_err("bad tla name")
+                .to_string();
+        assert!(err.contains("apps.gb.jsonnet.tlas.my-arg"), "{err}");
+        let err = AppFile::parse(
+            b"apps:\n  gb:\n    path: a\n    renderer: helm\n    jsonnet:\n      extVars: {a: b}\n",
+        )
+        .expect_err("wrong renderer")
+        .to_string();
+        assert!(err.contains("apps.gb.jsonnet: the helm renderer"), "{err}");
     }
 }

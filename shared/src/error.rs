@@ -173,6 +173,24 @@ pub enum Error {
         /// What it printed on stderr.
         stderr: String,
     },
+    /// The jsonnet renderer failed.
+    #[error(transparent)]
+    Jsonnet(#[from] crate::render::JsonnetError),
+    /// A chart names a dependency that is not vendored under its `charts/` folder.
+    #[error("{chart_file}: dependency {name:?}{} is not in {}: run `helm dependency build {}` and commit it (the webhook renders without network, so the plugin does too)", origin.as_deref().map(|o| format!(" ({o})")).unwrap_or_default(), if chart_dir.is_empty() { "charts/".to_owned() } else { format!("{chart_dir}/charts/") }, if chart_dir.is_empty() { "." } else { chart_dir.as_str() })]
+    HelmDependencyMissing {
+        /// `Chart.yaml` (or `requirements.yaml`) that names it, relative to the repository root.
+        chart_file: String,
+        /// The chart folder, relative to the repository root (empty for the root).
+        chart_dir: String,
+        /// The dependency's name.
+        name: String,
+        /// Its version and repository, as the file gives them.
+        origin: Option<String>,
+    },
+    /// A render produced no objects and the caller did not allow it (boxed: errors stay small).
+    #[error(transparent)]
+    EmptyRender(Box<crate::render::EmptyRender>),
     /// A local file operation failed (exporting a tree for an external renderer).
     #[error("{what}")]
     Io {

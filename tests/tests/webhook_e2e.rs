@@ -2357,3 +2357,51 @@ fn a_git_only_namespace_takes_syncs_and_controllers_and_refuses_the_rest() {
     let (denied, _) = world.webhook.denials();
     assert_eq!(denied, 1, "only the person's unmanaged create");
 }
+
+/// Issue 11: Argo CD's `jsonnet-guestbook` shape (Jsonnet, rendered natively by plugin and
+/// webhook alike) and `helm-dependency` shape (its dependency vendored under `charts/`) sync,
+/// re-sync, move forward and prune through the webhook with no denial — beside an app of
+/// gitops.yaml that renders nothing on purpose.
+#[test]
+fn jsonnet_and_helm_dependency_examples_pass_through_the_webhook() {
+    example_app_through_the_webhook(
+        "guestbook-jsonnet",
+        "examples/jsonnet-guestbook",
+        "    path: examples/jsonnet-guestbook\n    jsonnet:\n      tlas:\n        replicas: 2\n",
+        &[],
+        |repo| {
+            repo.write(
+                "examples/jsonnet-guestbook/settings.jsonnet",
+                "{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'guestbook-settings' }, data: { MODE: 'demo' } }\n",
+            );
+            // An app empty on purpose: the webhook's branch-head index renders it too, and an
+            // empty render is no error there (only the plugin's commands refuse one).
+            repo.write("examples/placeholder/README.md", "# filled later\n");
+            let path = repo.path.join("gitops.yaml");
+            let text = std::fs::read_to_string(&path).expect("gitops.yaml");
+            std::fs::write(
+                path,
+                format!("{text}  placeholder:\n    path: examples/placeholder\n"),
+            )
+            .expect("write gitops.yaml");
+        },
+        |repo| edit(repo, "gitops.yaml", "replicas: 2", "replicas: 3"),
+        |repo| repo.remove("examples/jsonnet-guestbook/settings.jsonnet"),
+    );
+    example_app_through_the_webhook(
+        "shop-helm-dependency",
+        "examples/helm-dependency",
+        "    path: examples/helm-dependency\n    renderer: helm\n",
+        &[],
+        |_| {},
+        |repo| {
+            edit(
+                repo,
+                "examples/helm-dependency/values.yaml",
+                "replicaCount: 2",
+                "replicaCount: 3",
+            )
+        },
+        |repo| repo.remove("examples/helm-dependency/templates/configmap.yaml"),
+    );
+}

@@ -54,7 +54,9 @@ pub fn kustomize(tree: &FileTree, path: &str) -> Result<Vec<RenderedObject>> {
 }
 
 /// Runs `helm template <app> <folder> --namespace <ns> --include-crds -f <values>…`.
+/// Dependencies named by the chart must be vendored in the commit ([`super::chart_dependencies`]).
 pub fn helm(tree: &FileTree, app: &App, namespace: &str) -> Result<Vec<RenderedObject>> {
+    super::chart_dependencies::check(tree, &app.path)?;
     let program = std::env::var(HELM_ENV).unwrap_or_else(|_| "helm".to_owned());
     let program_path = find_program(&program).ok_or_else(|| Error::MissingProgram {
         program: program.clone(),

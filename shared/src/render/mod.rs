@@ -5,7 +5,10 @@
 //! namespace, rejects duplicates, and stamps provenance. Plugin and webhook both call it, so they
 //! agree byte for byte on what a commit renders to.
 
+mod chart_dependencies;
+mod emptiness;
 mod external;
+mod jsonnet;
 mod plain;
 mod tera;
 
@@ -22,7 +25,11 @@ use crate::object::{group_of, ObjectKey, RenderedObject, Source};
 use crate::provenance::{applyset_id, inventory_parent, stamp, Provenance};
 use crate::scope::{scopes_from_crds, Scope};
 
+pub use self::emptiness::EmptyRender;
 pub use self::external::find_program;
+pub use self::jsonnet::{
+    has_jsonnet_files, JsonValue, JsonnetError, JsonnetOptions, MAX_STACK_DEPTH,
+};
 pub use self::plain::parse_documents;
 
 /// The namespace used for a plain folder app when none is given.
@@ -42,6 +49,25 @@ pub struct Rendered {
     pub applyset: String,
     /// The objects, in the renderer's deterministic order.
     pub objects: Vec<RenderedObject>,
+    /// The files of the app folder (hidden ones aside), relative to the repository root: what an
+    /// empty render's error lists ([`Rendered::ensure_not_empty`]).
+    pub files_seen: Vec<String>,
+}
+
+impl Rendered {
+    /// Refuses a render of zero objects unless `allow_empty`: an error naming the renderer that ran
+    /// and the files it saw, with a hint. A caller's decision, not the renderer's: the webhook
+    /// renders every app of the branch head for its index, and an app empty on purpose must not
+    /// make it fail.
+    pub fn ensure_not_empty(&self, allow_empty: bool) -> Result<()> {
+        if allow_empty || !self.objects.is_empty() {
+            return Ok(());
+        }
+        Err(Error::EmptyRender(Box::new(EmptyRender::new(
+            &self.app,
+            &self.files_seen,
+        ))))
+    }
 }
 
 /// Render settings that do not come from the commit.
@@ -93,7 +119,12 @@ pub fn render_app(
             let whole = repo.read_tree(commit, "")?;
             external::helm(&whole, app, &namespace)?
         }
+        Renderer::Jsonnet => {
+            let whole = repo.read_tree(commit, "")?;
+            jsonnet::render(whole, &app.path, &app.jsonnet)?
+        }
     };
+    let files_seen = seen_files(&files, &app.path);
     let provenance = Provenance {
         repo: repo.source_url().to_owned(),
         revision: commit.to_string(),
@@ -102,7 +133,14 @@ pub fn render_app(
     };
     let mut resolved = app.clone();
     resolved.renderer = renderer;
-    finish(resolved, namespace, provenance, documents, options.scope)
+    finish(
+        resolved,
+        namespace,
+        provenance,
+        documents,
+        files_seen,
+        options.scope,
+    )
 }
 
 /// Renders from files already read (for benchmarks and callers that cache trees): `files` holds
@@ -121,10 +159,34 @@ pub fn render_files(
         Renderer::Tera => tera::render(files, values, app, &namespace)?,
         Renderer::Kustomize => external::kustomize(files, &app.path)?,
         Renderer::Helm => external::helm(files, app, &namespace)?,
+        Renderer::Jsonnet => jsonnet::render(files.clone(), &app.path, &app.jsonnet)?,
     };
     let mut resolved = app.clone();
     resolved.renderer = renderer;
-    finish(resolved, namespace, provenance, documents, options.scope)
+    let files_seen = seen_files(files, &app.path);
+    finish(
+        resolved,
+        namespace,
+        provenance,
+        documents,
+        files_seen,
+        options.scope,
+    )
+}
+
+/// The app folder's files that a renderer could read: hidden ones and the app file aside.
+fn seen_files(files: &FileTree, path: &str) -> Vec<String> {
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    files
+        .keys()
+        .filter(|name| name.starts_with(&prefix) || name.as_str() == path)
+        .filter(|name| !plain::is_hidden_or_app_file(name, path))
+        .cloned()
+        .collect()
 }
 
 fn target_namespace(app: &App, options: &RenderOptions<'_>) -> String {
@@ -145,6 +207,7 @@ fn finish(
     namespace: String,
     provenance: Provenance,
     documents: Vec<RenderedObject>,
+    files_seen: Vec<String>,
     scope: &dyn Scope,
 ) -> Result<Rendered> {
     for document in &documents {
@@ -216,6 +279,7 @@ fn finish(
         provenance,
         applyset,
         objects,
+        files_seen,
     })
 }
 
@@ -316,6 +380,7 @@ mod tests {
             from_app_file: true,
             cluster_scoped_kinds: cluster_scoped_kinds.iter().map(|s| s.to_string()).collect(),
             take_over_managers: Default::default(),
+            jsonnet: Default::default(),
         }
     }
 

@@ -13,14 +13,7 @@ use crate::object::{RenderedObject, Source};
 pub fn render(files: &FileTree, path: &str) -> Result<Vec<RenderedObject>> {
     let mut objects = Vec::new();
     for (name, bytes) in files {
-        let relative = if path.is_empty() {
-            name.as_str()
-        } else {
-            name.strip_prefix(path)
-                .map(|r| r.trim_start_matches('/'))
-                .unwrap_or(name)
-        };
-        if relative.split('/').any(|part| part.starts_with('.')) || name == APP_FILE {
+        if is_hidden_or_app_file(name, path) {
             continue;
         }
         let is_json = name.ends_with(".json");
@@ -30,6 +23,19 @@ pub fn render(files: &FileTree, path: &str) -> Result<Vec<RenderedObject>> {
         objects.extend(parse_documents(name, bytes, is_json)?);
     }
     Ok(objects)
+}
+
+/// True for a file no renderer reads: below a hidden file or folder of the app folder `path`, or
+/// the app file itself.
+pub(crate) fn is_hidden_or_app_file(name: &str, path: &str) -> bool {
+    let relative = if path.is_empty() {
+        name
+    } else {
+        name.strip_prefix(path)
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(name)
+    };
+    relative.split('/').any(|part| part.starts_with('.')) || name == APP_FILE
 }
 
 /// Parses one file's documents (YAML multi-document, or one JSON value), skipping empty ones and
@@ -59,7 +65,13 @@ pub fn parse_documents(file: &str, bytes: &[u8], is_json: bool) -> Result<Vec<Re
     Ok(objects)
 }
 
-fn push_document(objects: &mut Vec<RenderedObject>, file: &str, document: usize, value: Value) {
+/// Adds one document to `objects`: nothing for `null`, the items of a `kind: List`, else itself.
+pub(crate) fn push_document(
+    objects: &mut Vec<RenderedObject>,
+    file: &str,
+    document: usize,
+    value: Value,
+) {
     if value.is_null() {
         return;
     }

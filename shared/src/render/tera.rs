@@ -231,6 +231,7 @@ mod tests {
             from_app_file: true,
             cluster_scoped_kinds: vec![],
             take_over_managers: Default::default(),
+            jsonnet: Default::default(),
         }
     }
 
