@@ -1438,9 +1438,10 @@ fn rendered(world: &World, app: &str, kind: &str, name: &str) -> Value {
     list["items"]
         .as_array()
         .and_then(|items| {
-            items
-                .iter()
-                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            items.iter().find(|o| {
+                o["kind"] == kind
+                    && (o["metadata"]["name"] == name || o["metadata"]["generateName"] == name)
+            })
         })
         .cloned()
         .unwrap_or_else(|| panic!("{app} renders no {kind}/{name}: {list:#}"))
@@ -2356,4 +2357,114 @@ fn a_git_only_namespace_takes_syncs_and_controllers_and_refuses_the_rest() {
     assert_refused(&answer, &format!("namespace {ns} is Git-only"));
     let (denied, _) = world.webhook.denials();
     assert_eq!(denied, 1, "only the person's unmanaged create");
+}
+
+/// A hook Pod: `generateName`, Argo CD's hook annotation and delete policy.
+fn hook_pod_yaml(generate_name: &str, hook: &str, policy: &str, image: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  generateName: {generate_name}\n  annotations:\n    argocd.argoproj.io/hook: {hook}\n    argocd.argoproj.io/hook-delete-policy: {policy}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {image}\n"
+    )
+}
+
+/// Plays the kubelet for every Pod of the test namespace made from `generate_name`: Succeeded.
+fn succeed_pods_from(world: &World, generate_name: &str) -> usize {
+    let cluster = world.registration.cluster;
+    let ns = &cluster.namespace;
+    let list = cluster
+        .get(&format!("/api/v1/namespaces/{ns}/pods"))
+        .unwrap_or(Value::Null);
+    let mut done = 0;
+    for pod in list["items"].as_array().into_iter().flatten() {
+        if pod["metadata"]["generateName"] != json!(generate_name)
+            || pod["status"]["phase"] == json!("Succeeded")
+        {
+            continue;
+        }
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let (code, body) = cluster.request(
+            "PATCH",
+            &format!("/api/v1/namespaces/{ns}/pods/{name}/status"),
+            Some(MERGE),
+            &json!({"status": {"phase": "Succeeded"}}),
+        );
+        assert_eq!(code, 200, "{body}");
+        done += 1;
+    }
+    done
+}
+
+/// Issue 11: Argo CD's `pre-post-sync` shape (hooks made from `generateName`) syncs through the
+/// webhook with no denial: the webhook sees the generated name filled in beside the
+/// `generateName` and matches the hook to Git's declaration by kind, namespace, `generateName`
+/// and hook annotation; the HookSucceeded deletions pass. A re-sync is a no-op that runs no
+/// hook. A person's hook Pod whose spec differs from Git, or a made-up `generateName`, is denied.
+#[test]
+fn hooks_made_from_generate_name_pass_through_the_webhook() {
+    let cluster = Cluster::new("webhook-hooks");
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    let repo = &world.repo;
+    let image = "registry.k8s.io/pause:3.10";
+    repo.write(
+        "app/presync.yaml",
+        &hook_pod_yaml("before-", "PreSync", "HookSucceeded", image),
+    );
+    repo.write(
+        "app/postsync.yaml",
+        &hook_pod_yaml("after-", "PostSync", "HookSucceeded", image),
+    );
+    repo.remove("app/deployment.yaml");
+    repo.commit("pre-post-sync shape");
+    let child = cluster
+        .command(&["sync", "web", "--repo", &world.url, "--timeout", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sync starts");
+    // Play the kubelet for each hook as it appears.
+    eventually("the PreSync Pod", || {
+        (succeed_pods_from(&world, "before-") > 0).then_some(())
+    });
+    eventually("the PostSync Pod", || {
+        (succeed_pods_from(&world, "after-") > 0).then_some(())
+    });
+    let run = Run::from(child.wait_with_output().expect("sync ends"));
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    let pre = run.stderr.find("PreSync hook Pod/").expect("PreSync ran");
+    let post = run.stderr.find("PostSync hook Pod/").expect("PostSync ran");
+    assert!(pre < post, "{run}");
+    let again = world.sync(&[]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again.stdout.contains(" 0 created, 0 configured,"),
+        "{again}"
+    );
+    assert!(
+        !again.stderr.contains("hook"),
+        "no hook on a no-op: {again}"
+    );
+    world.webhook.assert_no_denials();
+
+    // A person's hook Pod from Git's generateName but another image, and a made-up generateName.
+    let declared = rendered(&world, "web", "Pod", "before-");
+    let mut other = declared.clone();
+    other["spec"]["containers"][0]["image"] = json!("registry.k8s.io/pause:3.9");
+    let answer = world.api.request(
+        Who::Alice,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        Some("application/json"),
+        &other,
+    );
+    assert_refused(&answer, "spec.containers");
+    let mut made_up = declared.clone();
+    made_up["metadata"]["generateName"] = json!("sneaky-");
+    let answer = world.api.request(
+        Who::Alice,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        Some("application/json"),
+        &made_up,
+    );
+    assert_refused(&answer, "");
 }
