@@ -9,7 +9,8 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use gitops_e2e::harness::{Cluster, Repo, Run};
+use base64::Engine as _;
+use gitops_e2e::harness::{serve_https, Ca, Cluster, DeleteOnDrop, Repo, Run};
 use serde_json::{json, Value};
 
 const MERGE: &str = "application/merge-patch+json";
@@ -341,4 +342,108 @@ fn wave_one_waits_for_wave_zero_to_be_healthy() {
         )),
         "{run}"
     );
+}
+
+/// What a validating webhook sees when a hook is made from `generateName`, asked of the API
+/// server itself: a webhook that records every review, registered for the test namespace's
+/// ConfigMaps, and a ConfigMap created with `generateName` only. The name is generated before
+/// validating admission, so the review's object and `request.name` carry it, beside the
+/// `generateName` — which is why gitops-webhook matches a hook by its `generateName`.
+#[test]
+fn a_validating_webhook_sees_the_generated_name() {
+    let cluster = Cluster::new("generated");
+    let ns = cluster.namespace.clone();
+    let (code, body) = cluster.request(
+        "POST",
+        "/api/v1/namespaces",
+        Some("application/json"),
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns,
+            "labels": {"kubernetes.io/metadata.name": ns}}}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let reviews = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let seen = reviews.clone();
+    let app = axum::Router::new().route(
+        "/validate",
+        axum::routing::post(move |axum::Json(review): axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                let uid = review["request"]["uid"].clone();
+                seen.lock().expect("lock").push(review);
+                axum::Json(
+                    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                    "response": {"uid": uid, "allowed": true}}),
+                )
+            }
+        }),
+    );
+    let ca = Ca::new("recording webhook CA");
+    let address = serve_https(&runtime, &ca.serving(&["127.0.0.1"]), app);
+    let name = format!("record-{ns}");
+    let _registration = DeleteOnDrop {
+        cluster: &cluster,
+        path: format!(
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{name}"
+        ),
+    };
+    let (code, body) = cluster.request(
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        Some("application/json"),
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [{"name": "record.example.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                "clientConfig": {"url": format!("https://{address}/validate"),
+                    "caBundle": base64::engine::general_purpose::STANDARD.encode(&ca.pem)},
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                    "resources": ["configmaps"], "scope": "Namespaced"}],
+                "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
+                    "operator": "In", "values": [ns]}]}}]}),
+    );
+    assert_eq!(code, 200, "{body}");
+    // A registration takes a moment to reach the API server's admission chain.
+    let created = eventually("a review of a generateName create", || {
+        let (code, created) = cluster.request(
+            "POST",
+            &format!("/api/v1/namespaces/{ns}/configmaps"),
+            Some("application/json"),
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "migrate-"}}),
+        );
+        assert!(matches!(code, 200 | 201), "{code} {created}");
+        let reviews = reviews.lock().expect("lock");
+        let generated = created["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        reviews
+            .iter()
+            .any(|r| r["request"]["name"] == json!(generated))
+            .then(|| created.clone())
+    });
+    let generated = created["metadata"]["name"]
+        .as_str()
+        .expect("a generated name");
+    assert!(
+        generated.starts_with("migrate-") && generated.len() == "migrate-".len() + 5,
+        "{generated}"
+    );
+    let reviews = reviews.lock().expect("lock");
+    let review = reviews
+        .iter()
+        .find(|r| r["request"]["name"] == json!(generated))
+        .expect("the review");
+    assert_eq!(
+        review["request"]["object"]["metadata"]["name"],
+        json!(generated)
+    );
+    assert_eq!(
+        review["request"]["object"]["metadata"]["generateName"],
+        "migrate-"
+    );
+    assert_eq!(review["request"]["operation"], "CREATE");
 }
