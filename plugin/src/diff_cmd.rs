@@ -41,6 +41,7 @@ pub struct DiffArgs {
 pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
     let runtime = runtime().context("cannot start the async runtime")?;
     let state = runtime.block_on(AppState::load(&args.source, &args.cluster))?;
+    crate::waves::print_plan(&state)?;
     let color = std::io::stdout().is_terminal();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

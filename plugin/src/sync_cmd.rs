@@ -236,8 +236,12 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<u8> {
     runtime.block_on(sync(args))
 }
 
-/// Which phase an object is applied in.
-fn phase_of(key: &ObjectKey, custom: &HashSet<(String, String)>, discovery: &Discovery) -> usize {
+/// Which phase an object is applied in: Namespaces and CRDs, custom resources, the rest.
+pub fn phase_of(
+    key: &ObjectKey,
+    custom: &HashSet<(String, String)>,
+    discovery: &Discovery,
+) -> usize {
     match (key.group.as_str(), key.kind.as_str()) {
         ("", "Namespace") | ("apiextensions.k8s.io", "CustomResourceDefinition") => 0,
         (group, kind) if custom.contains(&(group.to_owned(), kind.to_owned())) => 1,
@@ -405,6 +409,15 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
                 .collect()
                 .await;
             let wave_failed = results.iter().any(|(_, o)| matches!(o, Outcome::Failed(_)));
+            // A wave the sync left as it was and that the cluster already holds Healthy needs no
+            // wait: a no-op resync reads nothing more.
+            let settled = results.iter().all(|(_, o)| *o == Outcome::Unchanged)
+                && batch.iter().all(|(key, _)| {
+                    state
+                        .live
+                        .get(key)
+                        .is_some_and(|live| health_of(live).status == HealthStatus::Healthy)
+                });
             for (key, outcome) in &results {
                 if let Outcome::Failed(message) = outcome {
                     tracing::warn!(object = %key, %message, "apply failed");
@@ -423,7 +436,7 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
                 }
             }
             // The next wave starts once this one is applied and Healthy.
-            if i + 1 < waves.len() && dry_run.is_none() && !batch.is_empty() {
+            if i + 1 < waves.len() && dry_run.is_none() && !batch.is_empty() && !settled {
                 if wave_failed {
                     stop = Some(Stop::Failed(format!(
                         "wave {wave} did not apply; waves after it were not applied"

@@ -207,6 +207,25 @@ impl Plan {
     }
 }
 
+/// For `diff`: the order a sync would follow, on stderr (stdout is the diff), when the app has
+/// hooks or waves; an unreadable wave or hook annotation is an error, as it is for `sync`.
+pub fn print_plan(state: &crate::app_state::AppState) -> Result<(), HookError> {
+    let custom: std::collections::HashSet<(String, String)> =
+        gitops_shared::scope::scopes_from_crds(state.rendered.objects.iter().map(|o| &o.object))
+            .0
+            .into_keys()
+            .collect();
+    let plan = Plan::of(&state.rendered.objects, &state.hooks, |key| {
+        crate::sync_cmd::phase_of(key, &custom, &state.discovery)
+    })?;
+    if plan.is_ordered() {
+        for line in plan.lines() {
+            eprintln!("{line}");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

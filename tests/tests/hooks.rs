@@ -312,6 +312,19 @@ fn wave_one_waits_for_wave_zero_to_be_healthy() {
         cluster.configmap("web").is_some(),
         "wave 1 applied after wave 0 is Healthy"
     );
+    // A no-op resync waits for nothing: the waves are unchanged and Healthy as listed.
+    let again = cluster.run(&["sync", "--repo", &repo.spec(), "--path", "app", "-n", &ns]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(!again.stderr.contains("waiting"), "{again}");
+    // diff shows the plan (on stderr: stdout is the diff).
+    let diff = cluster.run(&["diff", "--repo", &repo.spec(), "--path", "app", "-n", &ns]);
+    assert_eq!(diff.code, 0, "{diff}");
+    assert!(
+        diff.stderr.contains(&format!(
+            "plan 2: apply (wave 0): Pod/{ns}/db\nplan 3: apply (wave 1): ConfigMap/{ns}/web"
+        )),
+        "{diff}"
+    );
 
     // A wave 0 that never becomes Healthy: exit 3, wave 1 not applied.
     repo.write(
