@@ -658,8 +658,8 @@ async fn a_webhook_refusal_before_the_first_write_applies_nothing() {
 }
 
 /// Issue 11: a PreSync hook (a ConfigMap made from `generateName`, Healthy once it exists) is
-/// created with POST — after the server-side dry run, before any apply — read until it ends, and
-/// recorded on the inventory; it is no member.
+/// created with POST — after the server-side dry run and its Namespace, before any other apply —
+/// read until it ends, and recorded on the inventory; it is no member.
 #[tokio::test]
 async fn a_presync_hook_is_created_and_read_before_the_first_apply() {
     let (dir, _) = repo();
@@ -704,16 +704,17 @@ async fn a_presync_hook_is_created_and_read_before_the_first_apply() {
         lines,
         [
             format!("PATCH /api/v1/namespaces/shop?{apply}&dryRun=All"),
+            // The hook's Namespace does not exist yet: it goes first, then the hook.
+            format!("PATCH /api/v1/namespaces/shop?{apply}"),
             "POST /api/v1/namespaces/shop/configmaps?fieldManager=kubectl-gitops".to_owned(),
             "GET /api/v1/namespaces/shop/configmaps/migrate-x7k2p".to_owned(),
-            format!("PATCH /api/v1/namespaces/shop?{apply}"),
             "POST /apis/authentication.k8s.io/v1/selfsubjectreviews".to_owned(),
             format!("PATCH {parent}"),
             format!("PATCH /api/v1/namespaces/shop/configmaps/settings?{apply}"),
             format!("PATCH {parent}"),
         ]
     );
-    let hook = &seen[8].body;
+    let hook = &seen[9].body;
     assert_eq!(hook["metadata"]["generateName"], "migrate-");
     assert!(hook["metadata"].get("name").is_none());
     assert_eq!(

@@ -339,7 +339,25 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
     let mut hook_records: Vec<HookRecord> = Vec::new();
     let mut stop: Option<Stop> = None;
 
-    if run_hooks {
+    let mut outcomes: Vec<(ObjectKey, Outcome)> = Vec::new();
+    // A PreSync hook cannot run in a namespace that does not exist yet: the Namespaces Git
+    // declares for them and the cluster lacks go first (as Argo CD's CreateNamespace does).
+    let early = if run_hooks {
+        namespaces_for_presync(&state, &plan)
+    } else {
+        BTreeSet::new()
+    };
+    for key in &early {
+        if let Some(object) = state.rendered.objects.iter().find(|o| o.key() == *key) {
+            let outcome =
+                apply_one(&state, key, &object.object, args, dry_run, server_dry_run).await;
+            if matches!(outcome, Outcome::Failed(_)) {
+                stop = Some(Stop::Failed(format!("{key} did not apply")));
+            }
+            outcomes.push((key.clone(), outcome));
+        }
+    }
+    if run_hooks && stop.is_none() {
         stop = run_hook_phase(
             &state,
             &plan,
@@ -349,7 +367,6 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
         )
         .await;
     }
-    let mut outcomes: Vec<(ObjectKey, Outcome)> = Vec::new();
     'phases: for phase in 0..PHASES {
         let waves = plan.waves(phase);
         if stop.is_some() || waves.is_empty() {
@@ -391,6 +408,7 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             let batch: Vec<(ObjectKey, Value)> = plan
                 .objects_at(phase, wave)
                 .into_iter()
+                .filter(|o| !early.contains(&o.key))
                 .map(|o| {
                     (
                         o.key.clone(),
@@ -625,6 +643,32 @@ fn first_failure(records: &[HookRecord]) -> Option<Stop> {
                 r.phase, r.object, r.reason
             ))
         })
+}
+
+/// The Namespaces Git declares that PreSync hooks live in and the cluster does not hold yet.
+fn namespaces_for_presync(state: &AppState, plan: &Plan) -> BTreeSet<ObjectKey> {
+    let wanted: BTreeSet<&str> = plan
+        .hooks
+        .iter()
+        .filter(|h| h.hook.phases.contains(&HookPhase::PreSync))
+        .filter_map(|h| {
+            h.object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    state
+        .rendered
+        .objects
+        .iter()
+        .map(|o| o.key())
+        .filter(|k| {
+            k.group.is_empty()
+                && k.kind == "Namespace"
+                && wanted.contains(k.name.as_str())
+                && !state.live.contains_key(k)
+        })
+        .collect()
 }
 
 /// Runs a hook phase wave by wave; stops at the first wave with a failed hook.

@@ -149,14 +149,7 @@ fn a_presync_migration_runs_first_and_a_failed_one_stops_the_sync() {
         &deployment_yaml("registry.k8s.io/pause:3.9"),
     );
     repo.commit("v1 with a migration");
-    // The namespace must exist for a PreSync hook in it (Argo CD's CreateNamespace does this).
-    let (code, body) = cluster.request(
-        "POST",
-        "/api/v1/namespaces",
-        Some("application/json"),
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-    );
-    assert_eq!(code, 200, "{body}");
+    // The app's Namespace does not exist yet: sync applies it before the PreSync hook in it.
 
     let dry = cluster.run(&[
         "sync",
