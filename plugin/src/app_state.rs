@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::stream::{self, StreamExt as _};
-use gitops_shared::object::ObjectKey;
+use gitops_shared::hooks::is_hook;
+use gitops_shared::object::{ObjectKey, RenderedObject};
 use gitops_shared::provenance::{inventory_parent, APPLYSET_PART_OF_LABEL};
 use gitops_shared::render::{render_app, RenderOptions, Rendered};
 use gitops_shared::scope::{BuiltinScope, Scope as _};
@@ -102,8 +103,11 @@ pub struct AppState {
     pub rest: Rest,
     /// What the cluster serves.
     pub discovery: Discovery,
-    /// The render of the commit.
+    /// The render of the commit, without its hooks.
     pub rendered: Rendered,
+    /// The hooks Git declares (objects with a hook annotation): run by `sync` at their moment,
+    /// never inventory members, so not in `rendered.objects`.
+    pub hooks: Vec<RenderedObject>,
     /// The ApplySet parent as it is in the cluster.
     pub parent: Option<Value>,
     /// The inventory the last sync recorded.
@@ -137,8 +141,12 @@ impl AppState {
             scope: &BuiltinScope,
             folder_namespace: Some(namespace),
         };
-        let rendered = render_app(&resolved.repo, resolved.commit, &resolved.app, &options)
+        let mut rendered = render_app(&resolved.repo, resolved.commit, &resolved.app, &options)
             .map_err(AppStateError::Render)?;
+        let (hooks, objects) = std::mem::take(&mut rendered.objects)
+            .into_iter()
+            .partition(|o| is_hook(&o.object));
+        rendered.objects = objects;
         check_scopes(&rendered, &discovery)?;
         tracing::info!(app = %rendered.app.name, commit = %resolved.commit, objects = rendered.objects.len(), "rendered");
         let mut state = AppState {
@@ -146,6 +154,7 @@ impl AppState {
             rest,
             discovery,
             rendered,
+            hooks,
             parent: None,
             inventory: None,
             live: HashMap::new(),
@@ -186,7 +195,8 @@ impl AppState {
                 .entry(resource.collection(ns.as_deref()))
                 .or_insert_with(|| (resource.clone(), ns));
         };
-        for object in &self.rendered.objects {
+        // Hooks' collections too: a hook's previous runs are deleted before it runs again.
+        for object in self.rendered.objects.iter().chain(&self.hooks) {
             if let Ok(resource) = self.discovery.resource_of(&object.object) {
                 add(resource, &object.key().namespace);
             }
@@ -250,8 +260,10 @@ impl AppState {
             .collect();
         let mut out: Vec<(ObjectKey, bool)> = self
             .live
-            .keys()
-            .filter(|k| !declared.contains(*k))
+            .iter()
+            // A hook's runs carry the set's labels but are never members.
+            .filter(|(k, object)| !declared.contains(*k) && !is_hook(object))
+            .map(|(k, _)| k)
             .map(|k| (k.clone(), members.contains(k)))
             .collect();
         out.sort();

@@ -567,6 +567,32 @@ impl Rest {
         self.client.request::<Value>(request).await.map_err(wrap)
     }
 
+    /// POST (create) `object` with field manager `kubectl-gitops`: for hooks, which may have
+    /// only a `generateName` and so cannot be server-side applied. Returns the created object.
+    pub async fn create(
+        &self,
+        resource: &ApiResource,
+        object: &Value,
+    ) -> Result<Value, ClusterError> {
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let url = format!(
+            "{}?fieldManager={}",
+            resource.collection(Some(namespace)),
+            gitops_shared::provenance::FIELD_MANAGER
+        );
+        let wrap = |source| ClusterError::Request {
+            verb: "create",
+            key: gitops_shared::hooks::object_label(object),
+            source: RequestFailure(source),
+        };
+        let body = serde_json::to_vec(object).map_err(|e| wrap(kube::Error::SerdeError(e)))?;
+        let request = build(Method::POST, &url, Some("application/json"), body).map_err(wrap)?;
+        self.client.request::<Value>(request).await.map_err(wrap)
+    }
+
     /// Replaces an object's `metadata.managedFields` with `entries` (see [`crate::revert`]): a
     /// merge patch that carries the `resourceVersion` read, so the API server answers 409 when
     /// the object changed since, instead of dropping a newer manager's entry.

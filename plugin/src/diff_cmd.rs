@@ -45,6 +45,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
     let runtime = runtime().context("cannot start the async runtime")?;
     let state = runtime.block_on(AppState::load(&args.source, &args.cluster))?;
     state.rendered.ensure_not_empty(args.allow_empty)?;
+    crate::waves::print_plan(&state)?;
     let color = std::io::stdout().is_terminal();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

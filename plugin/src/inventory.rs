@@ -15,6 +15,10 @@ use serde_json::{json, Value};
 
 /// Annotation on the parent: when the last sync wrote it (RFC 3339, UTC).
 pub const SYNCED_AT_ANNOTATION: &str = "kubectl-gitops.io/synced-at";
+/// Annotation on the parent: the hooks of the last sync that ran hooks, as JSON (see
+/// [`HookRecord`]); `status` shows them.
+pub const HOOKS_ANNOTATION: &str = "kubectl-gitops.io/hooks";
+pub use crate::hooks::HookRecord;
 pub use gitops_shared::provenance::{INVENTORY_MEMBERS_KEY as MEMBERS_KEY, SYNCED_BY_ANNOTATION};
 
 /// The parent's content as this module reads and writes it.
@@ -32,6 +36,8 @@ pub struct Inventory {
     pub synced_by: String,
     /// The members.
     pub members: BTreeSet<ObjectKey>,
+    /// The hooks the last sync that ran hooks ran, with their results (never members).
+    pub hooks: Vec<HookRecord>,
 }
 
 impl Inventory {
@@ -54,6 +60,7 @@ impl Inventory {
             synced_at: annotation(SYNCED_AT_ANNOTATION),
             synced_by: annotation(SYNCED_BY_ANNOTATION),
             members,
+            hooks: serde_json::from_str(&annotation(HOOKS_ANNOTATION)).unwrap_or_default(),
         }
     }
 
@@ -63,6 +70,7 @@ impl Inventory {
             && self.path == other.path
             && self.revision == other.revision
             && self.members == other.members
+            && self.hooks == other.hooks
     }
 
     /// The parent ConfigMap for `app` in `namespace` with ApplySet id `applyset`.
@@ -97,7 +105,7 @@ impl Inventory {
                 ]
             })
             .collect();
-        json!({
+        let mut parent = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
@@ -121,7 +129,20 @@ impl Inventory {
                 },
             },
             "data": { MEMBERS_KEY: serde_json::to_string(&members).unwrap_or_default() },
-        })
+        });
+        // Only when hooks ran, so apps without hooks keep the parent they always had.
+        if !self.hooks.is_empty() {
+            if let Some(annotations) = parent
+                .pointer_mut("/metadata/annotations")
+                .and_then(Value::as_object_mut)
+            {
+                annotations.insert(
+                    HOOKS_ANNOTATION.to_owned(),
+                    Value::from(serde_json::to_string(&self.hooks).unwrap_or_default()),
+                );
+            }
+        }
+        parent
     }
 }
 
@@ -144,6 +165,12 @@ mod tests {
             synced_at: now_rfc3339(),
             synced_by: "admin".into(),
             members: BTreeSet::new(),
+            hooks: vec![HookRecord {
+                phase: gitops_shared::hooks::HookPhase::PreSync,
+                object: "Job/shop/migrate-x7k2p".into(),
+                result: crate::hooks::HookResult::Succeeded,
+                reason: String::new(),
+            }],
         };
         inventory.members.insert(ObjectKey {
             group: "apps".into(),

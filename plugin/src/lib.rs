@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod completion_cmd;
 pub mod diff_cmd;
 pub mod exit;
+pub mod hooks;
 pub mod inventory;
 #[cfg(test)]
 mod mock_tests;
@@ -18,3 +19,4 @@ pub mod revert;
 pub mod source;
 pub mod status_cmd;
 pub mod sync_cmd;
+pub mod waves;

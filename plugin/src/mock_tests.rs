@@ -656,3 +656,79 @@ async fn a_webhook_refusal_before_the_first_write_applies_nothing() {
         "one check, not asked again (a rollback is no matter of time), nothing applied"
     );
 }
+
+/// Issue 11: a PreSync hook (a ConfigMap made from `generateName`, Healthy once it exists) is
+/// created with POST — after the server-side dry run and its Namespace, before any other apply —
+/// read until it ends, and recorded on the inventory; it is no member.
+#[tokio::test]
+async fn a_presync_hook_is_created_and_read_before_the_first_apply() {
+    let (dir, _) = repo();
+    std::fs::write(
+        dir.path().join("app/migrate.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  generateName: migrate-\n  annotations:\n    argocd.argoproj.io/hook: PreSync\ndata:\n  step: \"1\"\n",
+    )
+    .expect("write");
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-q", "-m", "a PreSync hook"]);
+    let (code, seen) = run_sync(dir.path(), |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        match (
+            seen.method.as_str(),
+            seen.uri.split('?').next().unwrap_or_default(),
+        ) {
+            ("GET", _) if seen.uri.contains("labelSelector") => (200, json!({"items": []})),
+            ("GET", "/api/v1/namespaces/shop/configmaps/migrate-x7k2p") => (
+                200,
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "migrate-x7k2p", "namespace": "shop"}}),
+            ),
+            ("GET", _) => not_found(),
+            ("POST", "/api/v1/namespaces/shop/configmaps") => {
+                let mut created = seen.body.clone();
+                created["metadata"]["name"] = json!("migrate-x7k2p");
+                (201, created)
+            }
+            ("POST", _) => (201, json!({"status": {"userInfo": {"username": "alice"}}})),
+            _ => (200, seen.body.clone()),
+        }
+    })
+    .await;
+    assert_eq!(code, 0);
+    let lines: Vec<String> = seen.iter().skip(7).map(Seen::line).collect();
+    let apply = "fieldManager=kubectl-gitops&force=false";
+    let parent =
+        "/api/v1/namespaces/shop/configmaps/gitops-app?fieldManager=kubectl-gitops&force=true";
+    assert_eq!(
+        lines,
+        [
+            format!("PATCH /api/v1/namespaces/shop?{apply}&dryRun=All"),
+            // The hook's Namespace does not exist yet: it goes first, then the hook.
+            format!("PATCH /api/v1/namespaces/shop?{apply}"),
+            "POST /api/v1/namespaces/shop/configmaps?fieldManager=kubectl-gitops".to_owned(),
+            "GET /api/v1/namespaces/shop/configmaps/migrate-x7k2p".to_owned(),
+            "POST /apis/authentication.k8s.io/v1/selfsubjectreviews".to_owned(),
+            format!("PATCH {parent}"),
+            format!("PATCH /api/v1/namespaces/shop/configmaps/settings?{apply}"),
+            format!("PATCH {parent}"),
+        ]
+    );
+    let hook = &seen[9].body;
+    assert_eq!(hook["metadata"]["generateName"], "migrate-");
+    assert!(hook["metadata"].get("name").is_none());
+    assert_eq!(
+        hook["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "kubectl-gitops"
+    );
+    let inventory = &seen.last().expect("the inventory").body;
+    assert_eq!(
+        inventory["data"]["members"],
+        r#"[["","ConfigMap","shop","settings"],["","Namespace","","shop"]]"#,
+        "a hook is no member"
+    );
+    assert_eq!(
+        inventory["metadata"]["annotations"]["kubectl-gitops.io/hooks"],
+        r#"[{"phase":"PreSync","object":"ConfigMap/shop/migrate-x7k2p","result":"Succeeded"}]"#
+    );
+}

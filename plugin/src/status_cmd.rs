@@ -107,6 +107,9 @@ pub struct StatusReport {
     pub synced_by: Option<String>,
     /// How many commits the cluster is behind the head (None when unknown).
     pub behind: Option<usize>,
+    /// The hooks the last sync ran, with their results (absent when none ran).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::hooks::HookRecord>,
     /// Every object's status.
     pub objects: Vec<ObjectStatus>,
     /// Whether everything is synced and healthy.
@@ -250,6 +253,11 @@ pub fn report(state: &AppState) -> StatusReport {
             .map(|i| i.synced_by.clone())
             .filter(|s| !s.is_empty()),
         behind,
+        hooks: state
+            .inventory
+            .as_ref()
+            .map(|i| i.hooks.clone())
+            .unwrap_or_default(),
         objects,
         ok,
     }
@@ -284,6 +292,9 @@ pub fn write_table(out: &mut dyn Write, report: &StatusReport) -> std::io::Resul
     )?;
     if let (Some(at), Some(by)) = (&report.synced_at, &report.synced_by) {
         writeln!(out, "SYNCED:    {at} by {by}")?;
+    }
+    for line in crate::hooks::status_lines(&report.hooks) {
+        writeln!(out, "HOOK:      {line}")?;
     }
     writeln!(out)?;
     let mut rows = vec![[
@@ -396,6 +407,7 @@ mod tests {
             synced_at: Some("2026-11-26T17:00:00Z".into()),
             synced_by: Some("alice".into()),
             behind: Some(2),
+            hooks: vec![],
             objects: vec![
                 row(
                     "Namespace",

@@ -29,9 +29,12 @@ use serde_json::Value;
 use crate::app_state::{runtime, AppState, CONCURRENCY};
 use crate::cluster::{ClusterArgs, ClusterError, Discovery, DryRun};
 use crate::exit;
+use crate::hooks::{run_wave, HookRecord, HookResult};
 use crate::inventory::{now_rfc3339, prune_refusal, Inventory};
 use crate::revert::taken_over;
 use crate::source::SourceArgs;
+use crate::waves::{Plan, PHASES};
+use gitops_shared::hooks::HookPhase;
 
 /// `--dry-run` modes, like kubectl's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,7 +48,7 @@ pub enum DryRunMode {
 /// Flags of `sync`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  # Apply the app at the branch head, delete what Git no longer declares, wait for health\n  kubectl gitops sync shop --repo https://git.example/deploy.git --revision main --prune --wait\n\n  # What would change, without changing anything\n  kubectl gitops sync --path apps/web --dry-run=server\n\nExit codes: 0 all applied (and healthy with --wait), 1 something failed or is unhealthy, 2 error."
+    after_help = "Examples:\n  # Apply the app at the branch head, delete what Git no longer declares, wait for health\n  kubectl gitops sync shop --repo https://git.example/deploy.git --revision main --prune --wait\n\n  # What would change, without changing anything\n  kubectl gitops sync --path apps/web --dry-run=server\n\nWaves and hooks: objects go wave by wave (annotation kubectl-gitops.io/sync-wave or argocd.argoproj.io/sync-wave, lowest first; each wave Healthy before the next); hooks (kubectl-gitops.io/hook, argocd.argoproj.io/hook, helm.sh/hook) run PreSync before anything is applied, Sync with their wave, PostSync once all is Healthy, SyncFail when the sync fails. --dry-run prints the plan.\n\nExit codes:\n  0  all applied (and Healthy with --wait)\n  1  a change was refused or failed: an apply, a hook (named in the message), an object Degraded\n  2  error: bad input or usage, unknown revision, unreachable cluster\n  3  all applied, but not every object was Healthy within --timeout (with --wait, between waves, before PostSync hooks)"
 )]
 pub struct SyncArgs {
     /// Which repository, revision and app.
@@ -73,7 +76,8 @@ pub struct SyncArgs {
     /// Wait until every object is healthy; stop early when one is Degraded.
     #[arg(long)]
     pub wait: bool,
-    /// How long --wait waits (and how long a CRD may take to become Established): 90s, 5m, 1h.
+    /// How long the sync may take from its start: waves and hooks, and --wait (and how long a
+    /// CRD may take to become Established): 90s, 5m, 1h.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
 }
@@ -226,8 +230,12 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<u8> {
     runtime.block_on(sync(args))
 }
 
-/// Which phase an object is applied in.
-fn phase_of(key: &ObjectKey, custom: &HashSet<(String, String)>, discovery: &Discovery) -> usize {
+/// Which phase an object is applied in: Namespaces and CRDs, custom resources, the rest.
+pub fn phase_of(
+    key: &ObjectKey,
+    custom: &HashSet<(String, String)>,
+    discovery: &Discovery,
+) -> usize {
     match (key.group.as_str(), key.kind.as_str()) {
         ("", "Namespace") | ("apiextensions.k8s.io", "CustomResourceDefinition") => 0,
         (group, kind) if custom.contains(&(group.to_owned(), kind.to_owned())) => 1,
@@ -274,14 +282,17 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
     let mut pre_write =
         dry_run.is_none() && (state.parent.is_none() || inventory.members != previous.members);
 
-    // Plan and apply, phase by phase.
+    // Plan and apply, phase by phase, wave by wave.
     let custom: HashSet<(String, String)> =
         scopes_from_crds(state.rendered.objects.iter().map(|o| &o.object))
             .0
             .into_keys()
             .collect();
+    let plan = Plan::of(&state.rendered.objects, &state.hooks, |key| {
+        phase_of(key, &custom, &state.discovery)
+    })?;
     if dry_run.is_none() {
-        let first = (0..3).find_map(|phase| {
+        let first = (0..PHASES).find_map(|phase| {
             // An object to adopt is left out: its apply follows a rewrite of its managedFields,
             // which a dry run cannot show.
             state.rendered.objects.iter().find(|o| {
@@ -302,16 +313,55 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
         }
     }
     print_hand_plan(&state, dry_run.is_some());
-    let mut outcomes: Vec<(ObjectKey, Outcome)> = Vec::new();
-    for phase in 0..3 {
-        let batch: Vec<(ObjectKey, Value)> = state
+    if dry_run.is_some() && plan.is_ordered() {
+        for line in plan.lines() {
+            println!("{line}");
+        }
+    }
+    // Hooks run on a sync that changes something (or is forced), never on a no-op resync.
+    let applies_something = args.force
+        || state
             .rendered
             .objects
             .iter()
-            .map(|o| (o.key(), o.object.clone()))
-            .filter(|(key, _)| phase_of(key, &custom, &state.discovery) == phase)
-            .collect();
-        if batch.is_empty() {
+            .any(|o| !unchanged(&state, &o.key(), &o.object, false))
+        || (args.prune && previous.members.difference(&desired_keys).next().is_some());
+    let run_hooks = dry_run.is_none() && applies_something;
+    let deadline = Instant::now() + args.timeout;
+    let mut hook_records: Vec<HookRecord> = Vec::new();
+    let mut stop: Option<Stop> = None;
+
+    let mut outcomes: Vec<(ObjectKey, Outcome)> = Vec::new();
+    // A PreSync hook cannot run in a namespace that does not exist yet: the Namespaces Git
+    // declares for them and the cluster lacks go first (as Argo CD's CreateNamespace does).
+    let early = if run_hooks {
+        namespaces_for_presync(&state, &plan)
+    } else {
+        BTreeSet::new()
+    };
+    for key in &early {
+        if let Some(object) = state.rendered.objects.iter().find(|o| o.key() == *key) {
+            let outcome =
+                apply_one(&state, key, &object.object, args, dry_run, server_dry_run).await;
+            if matches!(outcome, Outcome::Failed(_)) {
+                stop = Some(Stop::Failed(format!("{key} did not apply")));
+            }
+            outcomes.push((key.clone(), outcome));
+        }
+    }
+    if run_hooks && stop.is_none() {
+        stop = run_hook_phase(
+            &state,
+            &plan,
+            HookPhase::PreSync,
+            deadline,
+            &mut hook_records,
+        )
+        .await;
+    }
+    'phases: for phase in 0..PHASES {
+        let waves = plan.waves(phase);
+        if stop.is_some() || waves.is_empty() {
             continue;
         }
         if phase > 0 && pre_write {
@@ -324,49 +374,118 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             // Custom resources need their CRD Established and discovery to know their resource.
             wait_established(&state, &custom, args.timeout, dry_run.is_some()).await?;
             // A real API server may serve a new CRD's resource a moment after Established.
+            let phase_objects: Vec<&Value> = plan
+                .objects
+                .iter()
+                .filter(|o| o.phase == phase)
+                .map(|o| &state.rendered.objects[o.index].object)
+                .collect();
             let deadline = Instant::now() + args.timeout.min(Duration::from_secs(30));
             while dry_run.is_none()
-                && batch
+                && phase_objects
                     .iter()
-                    .any(|(_, o)| state.discovery.resource_of(o).is_err())
+                    .any(|o| state.discovery.resource_of(o).is_err())
             {
                 state.discovery = Discovery::fetch(&state.rest.client).await?;
-                let known = batch
+                let known = phase_objects
                     .iter()
-                    .all(|(_, o)| state.discovery.resource_of(o).is_ok());
+                    .all(|o| state.discovery.resource_of(o).is_ok());
                 if known || Instant::now() > deadline {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-        let state_ref = &state;
-        let results: Vec<(ObjectKey, Outcome)> = stream::iter(batch)
-            .map(|(key, object)| async move {
-                let outcome =
-                    apply_one(state_ref, &key, &object, args, dry_run, server_dry_run).await;
-                (key, outcome)
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        for (key, outcome) in &results {
-            if let Outcome::Failed(message) = outcome {
-                tracing::warn!(object = %key, %message, "apply failed");
+        for (i, &wave) in waves.iter().enumerate() {
+            let batch: Vec<(ObjectKey, Value)> = plan
+                .objects_at(phase, wave)
+                .into_iter()
+                .filter(|o| !early.contains(&o.key))
+                .map(|o| {
+                    (
+                        o.key.clone(),
+                        state.rendered.objects[o.index].object.clone(),
+                    )
+                })
+                .collect();
+            let state_ref = &state;
+            let results: Vec<(ObjectKey, Outcome)> = stream::iter(batch.clone())
+                .map(|(key, object)| async move {
+                    let outcome =
+                        apply_one(state_ref, &key, &object, args, dry_run, server_dry_run).await;
+                    (key, outcome)
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            let wave_failed = results.iter().any(|(_, o)| matches!(o, Outcome::Failed(_)));
+            // A wave the sync left as it was and that the cluster already holds Healthy needs no
+            // wait: a no-op resync reads nothing more.
+            let settled = results.iter().all(|(_, o)| *o == Outcome::Unchanged)
+                && batch.iter().all(|(key, _)| {
+                    state
+                        .live
+                        .get(key)
+                        .is_some_and(|live| health_of(live).status == HealthStatus::Healthy)
+                });
+            for (key, outcome) in &results {
+                if let Outcome::Failed(message) = outcome {
+                    tracing::warn!(object = %key, %message, "apply failed");
+                }
+            }
+            outcomes.extend(results);
+            if run_hooks && phase == PHASES - 1 {
+                let hooks = plan.hooks_at(HookPhase::Sync, wave);
+                if !hooks.is_empty() {
+                    let records = run_wave(&state, HookPhase::Sync, &hooks, deadline).await;
+                    stop = first_failure(&records);
+                    hook_records.extend(records);
+                    if stop.is_some() {
+                        break 'phases;
+                    }
+                }
+            }
+            // The next wave starts once this one is applied and Healthy.
+            if i + 1 < waves.len() && dry_run.is_none() && !batch.is_empty() && !settled {
+                if wave_failed {
+                    stop = Some(Stop::Failed(format!(
+                        "wave {wave} did not apply; waves after it were not applied"
+                    )));
+                    break 'phases;
+                }
+                eprintln!(
+                    "wave {wave}: waiting for {} objects to be Healthy",
+                    batch.len()
+                );
+                match watch_health(&state, &batch, deadline).await {
+                    WaitEnd::Healthy => {}
+                    WaitEnd::Degraded(message) => {
+                        stop = Some(Stop::Failed(format!(
+                            "{message}; waves after {wave} were not applied"
+                        )));
+                        break 'phases;
+                    }
+                    WaitEnd::TimedOut(message) => {
+                        stop = Some(Stop::NotHealthy(format!(
+                            "wave {wave}: {message}; waves after it were not applied"
+                        )));
+                        break 'phases;
+                    }
+                }
             }
         }
-        outcomes.extend(results);
     }
-    let failed = outcomes
-        .iter()
-        .any(|(_, o)| matches!(o, Outcome::Failed(_)));
+    let failed = stop.is_some()
+        || outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Failed(_)));
 
     // Prune: only members of the last inventory, only if they still carry this app's labels and
     // their provenance names this repository and path (see `prune_refusal`).
     let mut gone: BTreeSet<ObjectKey> = BTreeSet::new();
     if args.prune {
         if failed {
-            eprintln!("not pruning: some objects failed to apply");
+            eprintln!("not pruning: the sync did not complete");
         } else {
             for key in previous.members.difference(&desired_keys) {
                 let Some(live) = state.live.get(key) else {
@@ -400,15 +519,65 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             }
         }
     }
-    let failed = outcomes
-        .iter()
-        .any(|(_, o)| matches!(o, Outcome::Failed(_)));
+    let mut failed = stop.is_some()
+        || outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Failed(_)));
+
+    // PostSync hooks once every object is Healthy.
+    if run_hooks && !failed && !plan.hook_waves(HookPhase::PostSync).is_empty() {
+        let watched = watched_objects(&state, &outcomes);
+        eprintln!(
+            "PostSync: waiting for {} objects to be Healthy",
+            watched.len()
+        );
+        stop = match watch_health(&state, &watched, deadline).await {
+            WaitEnd::Healthy => {
+                run_hook_phase(
+                    &state,
+                    &plan,
+                    HookPhase::PostSync,
+                    deadline,
+                    &mut hook_records,
+                )
+                .await
+            }
+            WaitEnd::Degraded(message) => Some(Stop::Failed(message)),
+            WaitEnd::TimedOut(message) => Some(Stop::NotHealthy(format!(
+                "{message}; PostSync hooks not run"
+            ))),
+        };
+        failed = stop.is_some();
+    }
+    // SyncFail hooks when the sync failed (not when it only timed out waiting for health), with
+    // a --timeout of their own: the failure may have used up the sync's.
+    let sync_failed = matches!(stop, Some(Stop::Failed(_)))
+        || outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Failed(_)));
+    if run_hooks && sync_failed {
+        let deadline = Instant::now() + args.timeout;
+        if let Some(Stop::Failed(message)) = run_hook_phase(
+            &state,
+            &plan,
+            HookPhase::SyncFail,
+            deadline,
+            &mut hook_records,
+        )
+        .await
+        {
+            eprintln!("error: {message}");
+        }
+    }
 
     // The final inventory: what Git declares plus what is still there from before.
     let mut final_inventory = Inventory {
         members: inventory.members.difference(&gone).cloned().collect(),
         ..inventory.clone()
     };
+    if !hook_records.is_empty() {
+        final_inventory.hooks = hook_records;
+    }
     if !failed {
         final_inventory.repo = state.rendered.provenance.repo.clone();
         final_inventory.path = state.rendered.provenance.path.clone();
@@ -426,13 +595,91 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
     }
 
     print_summary(&outcomes, &revision, dry_run);
+    match stop {
+        Some(Stop::Failed(message)) => {
+            eprintln!("error: {message}");
+            return Ok(exit::DIFFERENCE);
+        }
+        Some(Stop::NotHealthy(message)) => {
+            eprintln!("error: {message}");
+            return Ok(exit::NOT_HEALTHY);
+        }
+        None => {}
+    }
     if failed {
         return Ok(exit::DIFFERENCE);
     }
     if args.wait && dry_run.is_none() {
-        return wait_healthy(&state, &outcomes, args.timeout).await;
+        return wait_healthy(&state, &outcomes, deadline).await;
     }
     Ok(exit::OK)
+}
+
+/// Why a sync stopped before its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stop {
+    /// A hook failed, an apply was refused, an object went Degraded: exit 1.
+    Failed(String),
+    /// Objects were applied but not Healthy within --timeout: exit [`exit::NOT_HEALTHY`].
+    NotHealthy(String),
+}
+
+/// The first failed hook of a wave, as the reason the sync stops.
+fn first_failure(records: &[HookRecord]) -> Option<Stop> {
+    records
+        .iter()
+        .find(|r| r.result == HookResult::Failed)
+        .map(|r| {
+            Stop::Failed(format!(
+                "{} hook {} failed: {}; nothing after it was applied",
+                r.phase, r.object, r.reason
+            ))
+        })
+}
+
+/// The Namespaces Git declares that PreSync hooks live in and the cluster does not hold yet.
+fn namespaces_for_presync(state: &AppState, plan: &Plan) -> BTreeSet<ObjectKey> {
+    let wanted: BTreeSet<&str> = plan
+        .hooks
+        .iter()
+        .filter(|h| h.hook.phases.contains(&HookPhase::PreSync))
+        .filter_map(|h| {
+            h.object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    state
+        .rendered
+        .objects
+        .iter()
+        .map(|o| o.key())
+        .filter(|k| {
+            k.group.is_empty()
+                && k.kind == "Namespace"
+                && wanted.contains(k.name.as_str())
+                && !state.live.contains_key(k)
+        })
+        .collect()
+}
+
+/// Runs a hook phase wave by wave; stops at the first wave with a failed hook.
+async fn run_hook_phase(
+    state: &AppState,
+    plan: &Plan,
+    phase: HookPhase,
+    deadline: Instant,
+    records: &mut Vec<HookRecord>,
+) -> Option<Stop> {
+    for wave in plan.hook_waves(phase) {
+        let ran = run_wave(state, phase, &plan.hooks_at(phase, wave), deadline).await;
+        let failure = first_failure(&ran);
+        records.extend(ran);
+        if failure.is_some() {
+            return failure;
+        }
+    }
+    None
 }
 
 /// Who runs the sync: what the cluster says (SelfSubjectReview), else `$USER`; asked once.
@@ -773,13 +1020,9 @@ fn print_summary(outcomes: &[(ObjectKey, Outcome)], revision: &str, dry_run: Opt
     );
 }
 
-async fn wait_healthy(
-    state: &AppState,
-    outcomes: &[(ObjectKey, Outcome)],
-    timeout: Duration,
-) -> anyhow::Result<u8> {
-    let start = Instant::now();
-    let watched: Vec<(ObjectKey, Value)> = state
+/// The declared objects the sync applied or found unchanged (not pruned), to watch for health.
+fn watched_objects(state: &AppState, outcomes: &[(ObjectKey, Outcome)]) -> Vec<(ObjectKey, Value)> {
+    state
         .rendered
         .objects
         .iter()
@@ -789,7 +1032,43 @@ async fn wait_healthy(
                 .any(|(k, out)| *k == o.key() && *out != Outcome::Pruned)
         })
         .map(|o| (o.key(), o.object.clone()))
-        .collect();
+        .collect()
+}
+
+/// How watching health ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WaitEnd {
+    /// Every object Healthy.
+    Healthy,
+    /// One went Degraded (the sentence says which and why).
+    Degraded(String),
+    /// The deadline passed first (the sentence says how many were not Healthy).
+    TimedOut(String),
+}
+
+/// `--wait`: exit 0 when all are Healthy, 1 when one is Degraded, [`exit::NOT_HEALTHY`] when
+/// the --timeout passes first.
+async fn wait_healthy(
+    state: &AppState,
+    outcomes: &[(ObjectKey, Outcome)],
+    deadline: Instant,
+) -> anyhow::Result<u8> {
+    let watched = watched_objects(state, outcomes);
+    Ok(match watch_health(state, &watched, deadline).await {
+        WaitEnd::Healthy => exit::OK,
+        WaitEnd::Degraded(_) => exit::DIFFERENCE,
+        WaitEnd::TimedOut(_) => exit::NOT_HEALTHY,
+    })
+}
+
+/// Reads the objects once a second, printing each change of health, until all are Healthy,
+/// one is Degraded, or `deadline`.
+async fn watch_health(
+    state: &AppState,
+    watched: &[(ObjectKey, Value)],
+    deadline: Instant,
+) -> WaitEnd {
+    let start = Instant::now();
     let mut last: Vec<Option<Health>> = vec![None; watched.len()];
     loop {
         let rest = &state.rest;
@@ -834,8 +1113,9 @@ async fn wait_healthy(
             .enumerate()
             .find(|(_, h)| h.status == HealthStatus::Degraded)
         {
-            eprintln!("{} is Degraded: {}", watched[i].0, health.reason);
-            return Ok(exit::DIFFERENCE);
+            let message = format!("{} is Degraded: {}", watched[i].0, health.reason);
+            eprintln!("{message}");
+            return WaitEnd::Degraded(message);
         }
         let waiting = healths
             .iter()
@@ -843,11 +1123,13 @@ async fn wait_healthy(
             .count();
         if waiting == 0 {
             eprintln!("all {} objects healthy after {elapsed}s", watched.len());
-            return Ok(exit::OK);
+            return WaitEnd::Healthy;
         }
-        if start.elapsed() >= timeout {
-            eprintln!("timed out after {timeout:?}: {waiting} objects not healthy");
-            return Ok(exit::DIFFERENCE);
+        if Instant::now() >= deadline {
+            let message =
+                format!("timed out after {elapsed}s (--timeout): {waiting} objects not healthy");
+            eprintln!("{message}");
+            return WaitEnd::TimedOut(message);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

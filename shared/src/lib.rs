@@ -14,6 +14,7 @@ pub mod drift;
 pub mod error;
 pub mod git;
 pub mod health;
+pub mod hooks;
 pub mod object;
 pub mod provenance;
 pub mod quantity;

@@ -56,6 +56,24 @@ impl ObjectKey {
     }
 }
 
+impl ObjectKey {
+    /// The key of an object made from `metadata.generateName`, with the `generateName` in place
+    /// of the name: how a hook's declaration is found again (see [`crate::hooks`]).
+    pub fn generated(object: &Value) -> Option<ObjectKey> {
+        let metadata = object.get("metadata")?;
+        Some(ObjectKey {
+            group: group_of(object.get("apiVersion")?.as_str()?).to_owned(),
+            kind: object.get("kind")?.as_str()?.to_owned(),
+            namespace: metadata
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            name: metadata.get("generateName")?.as_str()?.to_owned(),
+        })
+    }
+}
+
 impl fmt::Display for ObjectKey {
     /// `Kind/namespace/name`, or `Kind/name` when cluster-scoped; the group is added to the kind
     /// (`Widget.example.io/name`) except for the core and well-known groups where it is obvious.
@@ -91,14 +109,17 @@ pub struct RenderedObject {
 
 impl RenderedObject {
     /// The object's identity. Every rendered object has one: rendering rejects documents without
-    /// `apiVersion`, `kind` or `metadata.name`.
+    /// `apiVersion`, `kind` or `metadata.name`, except hooks with `generateName`, whose key
+    /// carries the `generateName` (the API server picks the name at each run).
     pub fn key(&self) -> ObjectKey {
-        ObjectKey::of(&self.object).unwrap_or_else(|| ObjectKey {
-            group: String::new(),
-            kind: String::new(),
-            namespace: String::new(),
-            name: String::new(),
-        })
+        ObjectKey::of(&self.object)
+            .or_else(|| ObjectKey::generated(&self.object))
+            .unwrap_or_else(|| ObjectKey {
+                group: String::new(),
+                kind: String::new(),
+                namespace: String::new(),
+                name: String::new(),
+            })
     }
 }
 

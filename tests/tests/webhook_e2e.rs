@@ -1438,9 +1438,10 @@ fn rendered(world: &World, app: &str, kind: &str, name: &str) -> Value {
     list["items"]
         .as_array()
         .and_then(|items| {
-            items
-                .iter()
-                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            items.iter().find(|o| {
+                o["kind"] == kind
+                    && (o["metadata"]["name"] == name || o["metadata"]["generateName"] == name)
+            })
         })
         .cloned()
         .unwrap_or_else(|| panic!("{app} renders no {kind}/{name}: {list:#}"))
@@ -2403,5 +2404,491 @@ fn jsonnet_and_helm_dependency_examples_pass_through_the_webhook() {
             )
         },
         |repo| repo.remove("examples/helm-dependency/templates/configmap.yaml"),
+    );
+}
+
+/// A hook Pod: `generateName`, Argo CD's hook annotation and delete policy.
+fn hook_pod_yaml(generate_name: &str, hook: &str, policy: &str, image: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  generateName: {generate_name}\n  annotations:\n    argocd.argoproj.io/hook: {hook}\n    argocd.argoproj.io/hook-delete-policy: {policy}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {image}\n"
+    )
+}
+
+/// Plays the kubelet for every Pod of the test namespace made from `generate_name`: Succeeded.
+fn succeed_pods_from(world: &World, generate_name: &str) -> usize {
+    let cluster = world.registration.cluster;
+    let ns = &cluster.namespace;
+    let list = cluster
+        .get(&format!("/api/v1/namespaces/{ns}/pods"))
+        .unwrap_or(Value::Null);
+    let mut done = 0;
+    for pod in list["items"].as_array().into_iter().flatten() {
+        if pod["metadata"]["generateName"] != json!(generate_name)
+            || pod["status"]["phase"] == json!("Succeeded")
+        {
+            continue;
+        }
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let (code, body) = cluster.request(
+            "PATCH",
+            &format!("/api/v1/namespaces/{ns}/pods/{name}/status"),
+            Some(MERGE),
+            &json!({"status": {"phase": "Succeeded"}}),
+        );
+        assert_eq!(code, 200, "{body}");
+        done += 1;
+    }
+    done
+}
+
+/// Issue 11: Argo CD's `pre-post-sync` shape (hooks made from `generateName`) syncs through the
+/// webhook with no denial: the webhook sees the generated name filled in beside the
+/// `generateName` and matches the hook to Git's declaration by kind, namespace, `generateName`
+/// and hook annotation; the HookSucceeded deletions pass. A re-sync is a no-op that runs no
+/// hook. A person's hook Pod whose spec differs from Git, or a made-up `generateName`, is denied.
+#[test]
+fn hooks_made_from_generate_name_pass_through_the_webhook() {
+    let cluster = Cluster::new("webhook-hooks");
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    let repo = &world.repo;
+    let image = "registry.k8s.io/pause:3.10";
+    repo.write(
+        "app/presync.yaml",
+        &hook_pod_yaml("before-", "PreSync", "HookSucceeded", image),
+    );
+    repo.write(
+        "app/postsync.yaml",
+        &hook_pod_yaml("after-", "PostSync", "HookSucceeded", image),
+    );
+    repo.remove("app/deployment.yaml");
+    repo.commit("pre-post-sync shape");
+    let child = cluster
+        .command(&["sync", "web", "--repo", &world.url, "--timeout", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sync starts");
+    // Play the kubelet for each hook as it appears.
+    eventually("the PreSync Pod", || {
+        (succeed_pods_from(&world, "before-") > 0).then_some(())
+    });
+    eventually("the PostSync Pod", || {
+        (succeed_pods_from(&world, "after-") > 0).then_some(())
+    });
+    let run = Run::from(child.wait_with_output().expect("sync ends"));
+    assert_eq!(run.code, 0, "{run}\n{}", world.webhook.log_text());
+    let pre = run.stderr.find("PreSync hook Pod/").expect("PreSync ran");
+    let post = run.stderr.find("PostSync hook Pod/").expect("PostSync ran");
+    assert!(pre < post, "{run}");
+    let again = world.sync(&[]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again.stdout.contains(" 0 created, 0 configured,"),
+        "{again}"
+    );
+    assert!(
+        !again.stderr.contains("hook"),
+        "no hook on a no-op: {again}"
+    );
+    world.webhook.assert_no_denials();
+
+    // A person's hook Pod from Git's generateName but another image, and a made-up generateName.
+    let declared = rendered(&world, "web", "Pod", "before-");
+    let mut other = declared.clone();
+    other["spec"]["containers"][0]["image"] = json!("registry.k8s.io/pause:3.9");
+    let answer = world.api.request(
+        Who::Alice,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        Some("application/json"),
+        &other,
+    );
+    assert_refused(&answer, "spec.containers");
+    let mut made_up = declared.clone();
+    made_up["metadata"]["generateName"] = json!("sneaky-");
+    let answer = world.api.request(
+        Who::Alice,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        Some("application/json"),
+        &made_up,
+    );
+    assert_refused(&answer, "");
+}
+
+/// A Job (a hook when `annotations` say so), as argocd-example-apps writes its migrations.
+fn job_yaml(naming: &str, name: &str, annotations: &[(&str, &str)]) -> String {
+    let mut text = format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  {naming}: {name}\n");
+    if !annotations.is_empty() {
+        text.push_str("  annotations:\n");
+        for (key, value) in annotations {
+            text.push_str(&format!("    {key}: \"{value}\"\n"));
+        }
+    }
+    text.push_str("spec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: registry.k8s.io/pause:3.10\n");
+    text
+}
+
+/// A Deployment and its Service, in `wave` when given.
+fn web_tier_yaml(name: &str, image: &str, wave: Option<&str>) -> String {
+    let annotations = wave
+        .map(|w| format!("  annotations:\n    argocd.argoproj.io/sync-wave: \"{w}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n{annotations}spec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: {name}\n        image: {image}\n        ports:\n        - containerPort: 80\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n{annotations}spec:\n  ports:\n  - port: 80\n    targetPort: 80\n  selector:\n    app: {name}\n"
+    )
+}
+
+/// Plays the kubelet and, where the API has no controllers, the Job and Deployment controllers,
+/// once over the test namespace: Jobs not finished become Complete (on Kubernetes 1.36 the
+/// Complete condition needs SuccessCriteriaMet beside it, and the counts), Pods of ReplicaSets
+/// become Running and Ready (the real ReplicaSet and Deployment controllers then make their
+/// Deployment Available), and on the test API server Deployments get the status the deployment
+/// controller would write.
+fn play_the_node(cluster: &Cluster) {
+    let ns = &cluster.namespace;
+    let now = gitops_shared::timestamp::now_rfc3339();
+    let items = |path: &str| -> Vec<Value> {
+        cluster.get(path).unwrap_or(Value::Null)["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let set_status = |path: String, status: Value| {
+        let (code, body) =
+            cluster.request("PATCH", &path, Some(MERGE), &json!({ "status": status }));
+        // A Job or Pod deleted meanwhile (a hook's delete policy) is no failure.
+        assert!(code == 200 || code == 404, "{path}: {code} {body}");
+    };
+    for job in items(&format!("/apis/batch/v1/namespaces/{ns}/jobs")) {
+        let finished = job["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Complete" || c["type"] == "Failed");
+        if finished || job["metadata"]["deletionTimestamp"].is_string() {
+            continue;
+        }
+        let name = job["metadata"]["name"].as_str().unwrap_or_default();
+        let condition = |kind: &str| {
+            json!({"type": kind, "status": "True", "reason": "CompletionsReached",
+            "message": "Reached expected number of succeeded pods", "lastProbeTime": now, "lastTransitionTime": now})
+        };
+        set_status(
+            format!("/apis/batch/v1/namespaces/{ns}/jobs/{name}/status"),
+            json!({"conditions": [condition("SuccessCriteriaMet"), condition("Complete")],
+                "startTime": job["status"]["startTime"].as_str().unwrap_or(&now),
+                "completionTime": now, "succeeded": 1, "active": 0, "ready": 0, "terminating": 0}),
+        );
+    }
+    for pod in items(&format!("/api/v1/namespaces/{ns}/pods")) {
+        let of_replica_set = pod["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o["kind"] == "ReplicaSet");
+        if !of_replica_set || pod["status"]["phase"] == "Running" {
+            continue;
+        }
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        set_status(
+            format!("/api/v1/namespaces/{ns}/pods/{name}/status"),
+            json!({"phase": "Running", "startTime": now, "conditions": [
+                {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}),
+        );
+    }
+    if cluster.is_real() {
+        return;
+    }
+    for deployment in items(&format!("/apis/apps/v1/namespaces/{ns}/deployments")) {
+        let generation = deployment["metadata"]["generation"].as_i64().unwrap_or(1);
+        if deployment["status"]["observedGeneration"].as_i64() == Some(generation) {
+            continue;
+        }
+        let name = deployment["metadata"]["name"].as_str().unwrap_or_default();
+        let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+        set_status(
+            format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}/status"),
+            json!({"observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+                "readyReplicas": replicas, "availableReplicas": replicas, "conditions": [
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "lastTransitionTime": now},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "lastTransitionTime": now}]}),
+        );
+    }
+}
+
+/// Runs `sync <app>` with `extra` arguments while playing the node; the run.
+fn sync_playing_the_node(world: &World, app: &str, extra: &[&str]) -> Run {
+    let cluster = world.registration.cluster;
+    let mut args = vec![
+        "sync",
+        app,
+        "--repo",
+        world.url.as_str(),
+        "--timeout",
+        "90s",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = cluster
+        .command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sync starts");
+    while child.try_wait().expect("sync runs").is_none() {
+        play_the_node(cluster);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Run::from(child.wait_with_output().expect("sync ends"))
+}
+
+/// The hook and wave lines of a sync's stderr, in order: what ran when.
+fn order_of(run: &Run) -> Vec<String> {
+    run.stderr
+        .lines()
+        .filter(|l| {
+            (l.contains(" hook ") && (l.ends_with(": created") || l.contains(": Succeeded")))
+                || l.starts_with("wave ")
+                || l.starts_with("PostSync: waiting")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Renders, syncs (playing the node), re-syncs as a no-op running no hook, and optionally moves
+/// forward, an app of upstream shape through the webhook; no denial. Returns the first sync's
+/// order of hooks and waves.
+fn upstream_shape_through_the_webhook(
+    name: &str,
+    files: &[(&str, String)],
+    hooks: usize,
+    forward: Option<(&str, String)>,
+) -> Vec<String> {
+    let cluster = Cluster::new(&format!("webhook-{name}"));
+    let ns = cluster.namespace.clone();
+    let world = World::new(&cluster, "1h");
+    let repo = &world.repo;
+    repo.remove("app/deployment.yaml");
+    repo.remove("app/settings.yaml");
+    repo.remove("app/extra.yaml");
+    for (file, text) in files {
+        repo.write(&format!("app/{file}"), text);
+    }
+    repo.commit(&format!("{name}, upstream's shape"));
+    let render = Run::from(
+        Command::new(gitops_e2e::harness::binary())
+            .args(["render", "web", "--repo", &world.url, "-o", "json"])
+            .env("GITOPS_CACHE_DIR", cluster.dir.path().join("cache"))
+            .output()
+            .expect("kubectl-gitops runs"),
+    );
+    assert_eq!(render.code, 0, "{name}: {render}");
+    let rendered: Value = serde_json::from_str(&render.stdout).expect("render -o json");
+    let kinds = rendered["items"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        kinds,
+        files.len()
+            + files
+                .iter()
+                .filter(|(_, t)| t.contains("kind: Service"))
+                .count(),
+        "{name}: every object renders, hooks too"
+    );
+    let run = sync_playing_the_node(&world, "web", &[]);
+    assert_eq!(run.code, 0, "{name}: {run}\n{}", world.webhook.log_text());
+    let order = order_of(&run);
+    assert_eq!(
+        order.iter().filter(|l| l.ends_with(": created")).count(),
+        hooks,
+        "{name}: every hook ran once: {run}"
+    );
+    let again = world.sync(&[]);
+    assert_eq!(again.code, 0, "{name}: {again}");
+    assert!(
+        again.stdout.contains(" 0 created, 0 configured,"),
+        "{name}: {again}"
+    );
+    assert!(
+        !again.stderr.contains(" hook "),
+        "{name}: no hook on a no-op: {again}"
+    );
+    if let Some((file, text)) = forward {
+        repo.write(&format!("app/{file}"), &text);
+        repo.commit("forward");
+        let run = sync_playing_the_node(&world, "web", &[]);
+        assert_eq!(
+            run.code,
+            0,
+            "{name} forward: {run}\n{}",
+            world.webhook.log_text()
+        );
+        assert!(run.stdout.contains(" 1 configured,"), "{name}: {run}");
+    }
+    let status = cluster.run(&["status", "web", "--repo", &world.url]);
+    assert!(status.stdout.contains("HOOK:"), "{name}: {status}");
+    world.webhook.assert_no_denials();
+    eprintln!("{name} in {ns}: {order:#?}");
+    order
+}
+
+/// Issue 11: argocd-example-apps' `sync-waves` shape (written here, not copied): a PreSync schema
+/// upgrade Job from generateName, the backend in wave 0, a maintenance page up (Sync hook, wave
+/// 1), the frontend in wave 2, the page down (Sync hook, wave 3).
+#[test]
+fn sync_waves_shape_passes_through_the_webhook() {
+    let files = [
+        (
+            "upgrade-sql-schema.yaml",
+            job_yaml(
+                "generateName",
+                "upgrade-sql-schema-",
+                &[("argocd.argoproj.io/hook", "PreSync")],
+            ),
+        ),
+        (
+            "backend.yaml",
+            web_tier_yaml("backend", "registry.k8s.io/pause:3.10", None),
+        ),
+        (
+            "maint-page-up.yaml",
+            job_yaml(
+                "generateName",
+                "maint-page-up-",
+                &[
+                    ("argocd.argoproj.io/hook", "Sync"),
+                    (
+                        "argocd.argoproj.io/hook-delete-policy",
+                        "BeforeHookCreation",
+                    ),
+                    ("argocd.argoproj.io/sync-wave", "1"),
+                ],
+            ),
+        ),
+        (
+            "frontend.yaml",
+            web_tier_yaml("frontend", "registry.k8s.io/pause:3.10", Some("2")),
+        ),
+        (
+            "maint-page-down.yaml",
+            job_yaml(
+                "generateName",
+                "maint-page-down-",
+                &[
+                    ("argocd.argoproj.io/hook", "Sync"),
+                    (
+                        "argocd.argoproj.io/hook-delete-policy",
+                        "BeforeHookCreation",
+                    ),
+                    ("argocd.argoproj.io/sync-wave", "3"),
+                ],
+            ),
+        ),
+    ];
+    let order = upstream_shape_through_the_webhook("sync-waves", &files, 3, None);
+    let at = |part: &str| {
+        order
+            .iter()
+            .position(|l| l.contains(part))
+            .unwrap_or_else(|| panic!("{part} not in {order:#?}"))
+    };
+    assert!(at("PreSync hook Job/") < at("wave 0: waiting"));
+    assert!(at("wave 0: waiting") < at("maint-page-up-"));
+    assert!(at("maint-page-up-") < at("wave 2: waiting"));
+    assert!(at("wave 2: waiting") < at("maint-page-down-"));
+}
+
+/// Issue 11: the `pre-post-sync` shape: a PreSync Job `before-` and a PostSync Job `after-`, both
+/// from generateName and deleted once they succeed, around the guestbook Deployment and Service.
+#[test]
+fn pre_post_sync_shape_passes_through_the_webhook() {
+    let files = [
+        (
+            "pre-sync-job.yaml",
+            job_yaml(
+                "generateName",
+                "before-",
+                &[
+                    ("argocd.argoproj.io/hook", "PreSync"),
+                    ("argocd.argoproj.io/hook-delete-policy", "HookSucceeded"),
+                ],
+            ),
+        ),
+        (
+            "guestbook-ui.yaml",
+            web_tier_yaml("guestbook-ui", "registry.k8s.io/pause:3.10", None),
+        ),
+        (
+            "post-sync-job.yaml",
+            job_yaml(
+                "generateName",
+                "after-",
+                &[
+                    ("argocd.argoproj.io/hook", "PostSync"),
+                    ("argocd.argoproj.io/hook-delete-policy", "HookSucceeded"),
+                ],
+            ),
+        ),
+    ];
+    let order = upstream_shape_through_the_webhook("pre-post-sync", &files, 2, None);
+    assert!(order[0].starts_with("PreSync hook Job/"), "{order:#?}");
+    assert!(
+        order
+            .last()
+            .is_some_and(|l| l.starts_with("PostSync hook Job/")),
+        "{order:#?}"
+    );
+}
+
+/// Issue 11: the `helm-hooks` shape: Helm's annotations on plain manifests — a pre-install and
+/// pre-upgrade Job with a fixed name, weight -1 and before-hook-creation, and a post-install Job
+/// from generateName deleted on success. Moving forward runs the hooks again: the fixed-name
+/// Job's earlier run is deleted through the webhook before it is created again.
+#[test]
+fn helm_hooks_shape_passes_through_the_webhook() {
+    let files = [
+        (
+            "upgrade-sql-schema.yaml",
+            job_yaml(
+                "name",
+                "upgrade-sql-schema",
+                &[
+                    ("helm.sh/hook", "pre-install,pre-upgrade"),
+                    ("helm.sh/hook-weight", "-1"),
+                    ("helm.sh/hook-delete-policy", "before-hook-creation"),
+                ],
+            ),
+        ),
+        (
+            "guestbook.yaml",
+            web_tier_yaml("guestbook", "registry.k8s.io/pause:3.10", None),
+        ),
+        (
+            "smoke-test.yaml",
+            job_yaml(
+                "generateName",
+                "smoke-test-",
+                &[
+                    ("helm.sh/hook", "post-install"),
+                    ("helm.sh/hook-delete-policy", "hook-succeeded"),
+                ],
+            ),
+        ),
+    ];
+    let forward = (
+        "guestbook.yaml",
+        web_tier_yaml("guestbook", "registry.k8s.io/pause:3.9", None),
+    );
+    let order = upstream_shape_through_the_webhook("helm-hooks", &files, 2, Some(forward));
+    assert!(
+        order[0].contains("PreSync hook Job/") && order[0].contains("/upgrade-sql-schema"),
+        "{order:#?}"
+    );
+    assert!(
+        order
+            .last()
+            .is_some_and(|l| l.starts_with("PostSync hook Job/")),
+        "{order:#?}"
     );
 }

@@ -19,6 +19,7 @@
 //! change what Git does not declare (4). Dry-runs get the same answer (8).
 
 mod delete;
+mod hooks;
 mod ownership;
 mod revisions;
 mod scale;

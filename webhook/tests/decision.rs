@@ -1222,3 +1222,81 @@ fn revisions_move_forward_across_a_repositorys_spellings() {
         Outcome::Allowed("matches Git")
     );
 }
+
+/// Issue 11: a hook made from `generateName`. The API server names it before validating
+/// admission (the captured CREATE of a ReplicaSet's Pod shows `metadata.name` beside
+/// `generateName`), so no commit holds that name: the hook is matched to Git's declaration by
+/// kind, namespace, `generateName` and hook annotation. Only a hook: the same Pod without the
+/// annotation, with another hook phase, or with a field Git does not declare is refused.
+#[test]
+fn a_hook_from_generate_name_is_matched_to_its_declaration() {
+    let world = World::new();
+    let mut review = fixture("0011-CREATE-Pod-web-74d99b47c9-t7s49.json");
+    let object = &mut review["request"]["object"];
+    assert_eq!(object["metadata"]["name"], "web-74d99b47c9-t7s49");
+    object["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ownerReferences");
+    object["metadata"]["generateName"] = json!("migrate-");
+    object["metadata"]["name"] = json!("migrate-t7s49");
+    object["metadata"]["annotations"] = json!({"argocd.argoproj.io/hook": "PreSync"});
+    // Created by sync's POST: its fields are kubectl-gitops's.
+    for entry in object["metadata"]["managedFields"].as_array_mut().unwrap() {
+        entry["manager"] = json!("kubectl-gitops");
+    }
+    let mut declared: serde_json::Value = serde_json::from_str(&manifest_of(object, &[])).unwrap();
+    declared["metadata"].as_object_mut().unwrap().remove("name");
+    let commit = world.repo.commit(
+        &[(
+            "apps/web/migrate.yaml",
+            Some(&serde_json::to_string_pretty(&declared).unwrap()),
+        )],
+        "a PreSync hook",
+    );
+    world.refresh();
+    let key = gitops_shared::object::ObjectKey {
+        group: String::new(),
+        kind: "Pod".into(),
+        namespace: "demo".into(),
+        name: "migrate-".into(),
+    };
+    let rendered = world
+        .render(&commit)
+        .objects
+        .get(&key)
+        .cloned()
+        .expect("the hook renders");
+    common::copy_provenance(&mut review["request"]["object"], &rendered);
+    review["request"]["name"] = json!("migrate-t7s49");
+    review["request"]["userInfo"] =
+        json!({"username": "alice", "groups": ["system:authenticated"]});
+    assert_eq!(
+        assert_allowed(&world, &review),
+        Outcome::Allowed("matches Git")
+    );
+
+    // Not a hook: a made-up name is never matched.
+    let mut plain = review.clone();
+    plain["request"]["object"]["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("argocd.argoproj.io/hook");
+    assert!(matches!(denied_as(&world, &plain), Denial::NoOwner { .. }));
+    // Another phase is another declaration.
+    let mut other_phase = review.clone();
+    other_phase["request"]["object"]["metadata"]["annotations"]["argocd.argoproj.io/hook"] =
+        json!("PostSync");
+    assert!(matches!(
+        denied_as(&world, &other_phase),
+        Denial::NotDeclared { .. }
+    ));
+    // Git's hook with another image.
+    let mut changed = review.clone();
+    changed["request"]["object"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");
+    let message = denial(&world, &changed);
+    assert!(
+        message.contains("spec.containers[name=web].image"),
+        "{message}"
+    );
+}

@@ -336,6 +336,16 @@ fn validate(document: &RenderedObject) -> Result<()> {
     match metadata.get("name") {
         Some(Value::String(s)) if !s.is_empty() => Ok(()),
         Some(_) => Err(invalid("metadata.name", "must be a non-empty string")),
+        // A hook runs once per sync, so a fresh name each time is what it wants; any other
+        // object must keep its name for the next sync to find it.
+        None if crate::hooks::is_hook(object)
+            && metadata
+                .get("generateName")
+                .and_then(Value::as_str)
+                .is_some_and(|g| !g.is_empty()) =>
+        {
+            Ok(())
+        }
         None if metadata.contains_key("generateName") => Err(invalid(
             "metadata.name",
             "is missing (generateName is set): GitOps needs a fixed name to find the object again",
@@ -445,6 +455,20 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "ConfigMap/shop/c is declared twice: in app/a.yaml (document 1) and in app/b.yaml (document 1)"
+        );
+    }
+
+    #[test]
+    fn generate_name_is_accepted_for_hooks_only() {
+        let hook = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n  annotations: {argocd.argoproj.io/hook: PreSync}\nspec: {}\n";
+        let rendered = render(&[("app/hook.yaml", hook)], &app(&[])).expect("a hook renders");
+        assert_eq!(rendered.objects[0].key().to_string(), "Job/shop/migrate-");
+        let plain =
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\nspec: {}\n";
+        let err = render(&[("app/job.yaml", plain)], &app(&[])).expect_err("not a hook");
+        assert_eq!(
+            err.to_string(),
+            "app/job.yaml (document 1): metadata.name is missing (generateName is set): GitOps needs a fixed name to find the object again"
         );
     }
 }

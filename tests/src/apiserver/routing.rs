@@ -213,10 +213,18 @@ impl Shared {
                     return self.scale(&method, &target, &name, content_type, &query, &body, &user);
                 }
             }
+            if let (true, "PATCH", Some(name)) = (
+                subresource == "status",
+                method.as_str(),
+                target.name.clone(),
+            ) {
+                let query = query_params(&uri);
+                return self.status_patch(&target, &name, &query, &body);
+            }
             return status(
                 StatusCode::NOT_FOUND,
                 "NotFound",
-                "of the subresources only scale (of deployments, statefulsets and replicasets) is modelled by the test API server".into(),
+                "of the subresources only scale (of deployments, statefulsets and replicasets) and status (merge patch) are modelled by the test API server".into(),
                 json!({}),
             );
         }

@@ -364,10 +364,24 @@ impl Shared {
             Ok(object) => object,
             Err(error) => return bad_request(&error),
         };
-        let name = object["metadata"]["name"]
+        let mut name = object["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
+        // Like the real server, the name is generated before admission: a validating webhook
+        // sees it filled in, beside the generateName.
+        if let (true, Some(prefix)) = (name.is_empty(), object["metadata"]["generateName"].as_str())
+        {
+            const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+            let mut n: usize = self.next_rv().parse().unwrap_or_default();
+            let mut suffix = String::new();
+            for _ in 0..5 {
+                suffix.push(char::from(ALPHABET[n % ALPHABET.len()]));
+                n = n / ALPHABET.len() + 7;
+            }
+            name = format!("{prefix}{suffix}");
+            object["metadata"]["name"] = Value::from(name.as_str());
+        }
         let mut store = self.store.lock();
         if let Some(denied) = self.validate(target, &name, &object, &store) {
             return denied;
@@ -468,6 +482,32 @@ impl Shared {
         }
         let changed = changed_fields(&old, &object);
         self.finish_update(store, target, name, key, old, object, &changed, query, user)
+    }
+
+    /// A merge patch of the `status` subresource: only `status` changes, as the kubelet and the
+    /// Job controller write it. Not sent to admission: the webhook passes status writes anyway.
+    pub(super) fn status_patch(
+        &self,
+        target: &Target,
+        name: &str,
+        query: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Response {
+        let patch: Value = match serde_json::from_slice(body) {
+            Ok(patch) => patch,
+            Err(error) => return bad_request(&error),
+        };
+        let mut store = self.store.lock();
+        let key = Shared::key(target, name);
+        let Some(old) = store.objects.get(&key).cloned() else {
+            return Shared::not_found(target, name);
+        };
+        let mut object = old.clone();
+        if let Some(status) = patch.get("status") {
+            merge(&mut object, &json!({ "status": status }));
+        }
+        let response = self.commit(&mut store, key, &old, object, query);
+        ok_json(StatusCode::OK, &response)
     }
 
     /// The end of an update by PUT or merge patch: the changed fields go to the request's field

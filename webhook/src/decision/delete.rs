@@ -39,6 +39,9 @@ pub(super) fn decide_delete_of(
     let Some(first) = declared else {
         return Decision::allow("prune: the branch head no longer declares it");
     };
+    if super::hooks::is_hook_run(old, &first) {
+        return Decision::allow("a run of a hook the head declares");
+    }
     // What the head declares is as of the last fetch: a prune usually follows a push at once,
     // so judge by a head fetched after the request arrived.
     let repo = provenance

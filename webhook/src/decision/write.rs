@@ -2,6 +2,7 @@
 //! (rule 3, revisions only forward), Git's binding of the object to its app (rule 2), the
 //! inventory (rule 6), and every field Git's (rule 4, with [`crate::fields`]).
 
+use super::hooks;
 use super::ownership::check_owner;
 use super::revisions::check_revision;
 use super::*;
@@ -78,9 +79,18 @@ pub(super) fn decide_write(
             dropped_members,
         );
     }
-    // Rule 2: Git, not the object, says which app owns it.
+    // Rule 2: Git, not the object, says which app owns it; a hook made from `generateName`
+    // by the key Git declares it under.
     let create = request.operation == Operation::Create;
-    if let Err(denial) = check_owner(&key, &claim, old_claim.as_ref(), create, branch, facts) {
+    let declared_key = hooks::declared_key(&key, new, facts);
+    if let Err(denial) = check_owner(
+        &declared_key,
+        &claim,
+        old_claim.as_ref(),
+        create,
+        branch,
+        facts,
+    ) {
         return Decision::deny(denial);
     }
     let app_claim = AppClaim {
@@ -100,7 +110,11 @@ pub(super) fn decide_write(
             })
         }
     };
-    let Some(desired) = desired_set.objects.get(&key) else {
+    let Some(desired) = desired_set
+        .objects
+        .get(&declared_key)
+        .filter(|desired| declared_key == key || hooks::same_hook(desired, new))
+    else {
         return Decision::deny(Denial::NotDeclared {
             key,
             app: claim.app,
