@@ -2,12 +2,12 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Where a rendered document came from: a file (relative to the repository root) and the 1-based
 /// index of the document in it. Error messages and duplicate reports use it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     /// File path relative to the repository root (for templates: the template's path).
     pub file: String,
@@ -99,7 +99,7 @@ pub fn group_of(api_version: &str) -> &str {
 }
 
 /// A rendered object together with where it came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderedObject {
     /// The file and document it was read or templated from.
     pub source: Source,

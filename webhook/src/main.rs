@@ -72,14 +72,46 @@ fn timeout(text: &str) -> Result<Duration, String> {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// The flag that makes this binary evaluate one Jsonnet render and exit (the server starts itself
+/// so, see [`gitops_shared::render::jsonnet_child`]); not a user-facing option.
+const JSONNET_CHILD_FLAG: &str = "--jsonnet-child";
+
+/// How long an isolated Jsonnet render may run before its child is killed.
+const JSONNET_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some(JSONNET_CHILD_FLAG) {
+        std::process::exit(gitops_shared::render::jsonnet_child::serve_child());
+    }
+    // Jsonnet from a commit is evaluated in a child: a runaway evaluation that overflows the
+    // native stack aborts the child, not the server.
+    // Without a path to this binary (no /proc), Jsonnet is evaluated in-process, as the plugin
+    // does; the server says so once it logs.
+    let isolated = std::env::current_exe().map(|program| {
+        gitops_shared::render::jsonnet_child::isolate_in(
+            gitops_shared::render::jsonnet_child::Isolation {
+                program,
+                args: vec![JSONNET_CHILD_FLAG.to_owned()],
+                timeout: JSONNET_TIMEOUT,
+            },
+        )
+    });
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(isolated.err()))
+}
+
+async fn serve(not_isolated: Option<std::io::Error>) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if let Some(error) = not_isolated {
+        tracing::warn!(%error, "Jsonnet is evaluated in this process: the path of this binary is unknown");
+    }
     let args = Args::parse();
     run(ServeOptions {
         config: args.config,

@@ -12,11 +12,11 @@
 //! [`MAX_STACK_DEPTH`] calls is an error, not a crashed process, whatever the caller's stack
 //! (jrsonnet moves deep calls to stack segments of its own).
 //!
-//! Known gaps (jrsonnet 0.5.0-pre98): the limit counts the function calls still running, so a
+//! Known gaps of jrsonnet 0.5.0-pre98: the limit counts the function calls still running, so a
 //! recursion through the lazy fields of objects that calls returned (`local f(x) = { a: f(x +
 //! 1).a }; f(0).a`) escapes it, exhausts the native stack and aborts the process; and CPU time is
-//! not bounded (an exponential recursion runs until it ends). Closing both needs evaluation in a
-//! child process with limits.
+//! not bounded. The webhook therefore evaluates in a child process that is killed after a time
+//! limit ([`super::jsonnet_child`]); the plugin evaluates here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -90,6 +90,14 @@ pub enum JsonnetError {
         /// jrsonnet's message and the innermost frames of its stack trace.
         message: String,
     },
+    /// The evaluation in a child process failed, crashed or ran too long (the webhook's way).
+    #[error("{path}: Jsonnet evaluation failed: {message}")]
+    Isolated {
+        /// The app folder.
+        path: String,
+        /// What the child said, or how it ended.
+        message: String,
+    },
     /// The file evaluated to something that is not objects.
     #[error("{file}: {found}: a .jsonnet file must evaluate to an object, a list of objects (lists may nest) or a `kind: List`")]
     NotObjects {
@@ -122,8 +130,21 @@ pub enum JsonnetError {
 }
 
 /// Renders the app folder `path` of `tree` (the whole commit's tree, so imports may reach
-/// `../lib`) with `options`.
+/// `../lib`) with `options`: in a child process when this process isolates Jsonnet (the webhook,
+/// see [`super::jsonnet_child`]), else here.
 pub fn render(
+    tree: FileTree,
+    path: &str,
+    options: &JsonnetOptions,
+) -> Result<Vec<RenderedObject>, JsonnetError> {
+    match super::jsonnet_child::isolation() {
+        Some(isolation) => super::jsonnet_child::render_in_child(isolation, &tree, path, options),
+        None => render_here(tree, path, options),
+    }
+}
+
+/// [`render`] in this process.
+pub(crate) fn render_here(
     tree: FileTree,
     path: &str,
     options: &JsonnetOptions,

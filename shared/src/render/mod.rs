@@ -9,6 +9,7 @@ mod chart_dependencies;
 mod emptiness;
 mod external;
 mod jsonnet;
+pub mod jsonnet_child;
 mod plain;
 mod tera;
 
@@ -28,7 +29,8 @@ use crate::scope::{scopes_from_crds, Scope};
 pub use self::emptiness::EmptyRender;
 pub use self::external::find_program;
 pub use self::jsonnet::{
-    has_jsonnet_files, JsonValue, JsonnetError, JsonnetOptions, MAX_STACK_DEPTH,
+    has_jsonnet_files, render as render_jsonnet, JsonValue, JsonnetError, JsonnetOptions,
+    MAX_STACK_DEPTH,
 };
 pub use self::plain::parse_documents;
 
