@@ -442,6 +442,9 @@ pub struct Rest {
     pub client: Client,
 }
 
+/// How many times an apply answered 429 is sent again.
+const TOO_MANY_RETRIES: usize = 5;
+
 fn build(
     method: Method,
     uri: &str,
@@ -557,14 +560,34 @@ impl Rest {
             url.push_str("&dryRun=All");
         }
         let body = serde_json::to_vec(object).map_err(|e| wrap(kube::Error::SerdeError(e)))?;
-        let request = build(
-            Method::PATCH,
-            &url,
-            Some("application/apply-patch+yaml"),
-            body,
-        )
-        .map_err(wrap)?;
-        self.client.request::<Value>(request).await.map_err(wrap)
+        // A 429 (API priority and fairness, or max-requests-inflight) is waited out as the API
+        // server asks (Retry-After), a few times, rather than reported or hammered.
+        let mut attempt = 0;
+        loop {
+            let request = build(
+                Method::PATCH,
+                &url,
+                Some("application/apply-patch+yaml"),
+                body.clone(),
+            )
+            .map_err(wrap)?;
+            match self.client.request::<Value>(request).await {
+                Err(kube::Error::Api(status))
+                    if status.code == 429 && attempt < TOO_MANY_RETRIES =>
+                {
+                    attempt += 1;
+                    let seconds = status
+                        .details
+                        .as_ref()
+                        .map(|d| d.retry_after_seconds)
+                        .filter(|s| *s > 0)
+                        .unwrap_or(1);
+                    tracing::debug!(%key, seconds, attempt, "429 from the API server; waiting");
+                    tokio::time::sleep(std::time::Duration::from_secs(u64::from(seconds))).await;
+                }
+                answer => return answer.map_err(wrap),
+            }
+        }
     }
 
     /// POST (create) `object` with field manager `kubectl-gitops`: for hooks, which may have
