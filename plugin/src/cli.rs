@@ -24,6 +24,15 @@ pub struct Cli {
     /// Log more to stderr (-v debug, -vv trace). RUST_LOG overrides it.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// When to colour output: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: crate::colour::ColorMode,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -56,6 +65,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    crate::colour::set_mode(cli.color);
     let result = match cli.command {
         Command::Render(args) => crate::render_cmd::run(&args),
         Command::Sync(args) => crate::sync_cmd::run(&args),
