@@ -49,6 +49,8 @@ pub enum Command {
     Diff(crate::diff_cmd::DiffArgs),
     /// Show the app's revision and each object's sync status and health.
     Status(crate::status_cmd::StatusArgs),
+    /// Serve the all-apps view, each app's tree and a Sync button as a web page on 127.0.0.1.
+    Ui(crate::ui::UiArgs),
     /// Print a shell completion script.
     Completion(crate::completion_cmd::CompletionArgs),
     /// Answer kubectl's plugin completion protocol (used by kubectl_complete-gitops).
@@ -71,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Sync(args) => crate::sync_cmd::run(&args),
         Command::Diff(args) => crate::diff_cmd::run(&args),
         Command::Status(args) => crate::status_cmd::run(&args),
+        Command::Ui(args) => crate::ui::run(&args),
         Command::Completion(args) => crate::completion_cmd::run(&args),
         Command::Complete(args) => crate::completion_cmd::run_complete(&args),
         Command::Webhook(args) => webhook_cmd::run(&args),

@@ -21,4 +21,5 @@ pub mod source;
 pub mod status;
 pub mod status_cmd;
 pub mod sync_cmd;
+pub mod ui;
 pub mod waves;
