@@ -160,6 +160,19 @@ async fn wait_css(client: &Client, css: &str, within: Duration) -> Duration {
     started.elapsed()
 }
 
+/// An attribute of the first element matching `css`, read in one step in the page (a live
+/// redraw between finding an element and reading it would leave a stale reference).
+async fn attr_of(client: &Client, css: &str, name: &str) -> Option<String> {
+    let value = client
+        .execute(
+            "const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null",
+            vec![json!(css), json!(name)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name} of {css}: {e}"));
+    value.as_str().map(str::to_owned)
+}
+
 /// Clicks through the page's own handler (SVG groups are not all "interactable" to WebDriver).
 async fn click(client: &Client, css: &str) {
     wait_css(client, css, Duration::from_secs(20)).await;
@@ -281,13 +294,7 @@ fn web_view_in_headless_chromium() {
         wait_css(&client, "g.node.live[data-kind='EndpointSlice']", Duration::from_secs(20)).await;
         let pod_css = format!("g.node.live[data-kind='Pod'][data-name='{pod_name}']");
         wait_css(&client, &pod_css, Duration::from_secs(20)).await;
-        let before = client
-            .find(Locator::Css(&pod_css))
-            .await
-            .expect("the Pod node")
-            .attr("data-health")
-            .await
-            .expect("its health");
+        let before = attr_of(&client, &pod_css, "data-health").await;
         assert_eq!(before.as_deref(), Some("Progressing"));
 
         // A change in the cluster shows without a reload: the kubelet reports the Pod Ready.
@@ -344,13 +351,7 @@ fn web_view_in_headless_chromium() {
         assert!(diff.contains("LOG_LEVEL: info") && diff.contains("LOG_LEVEL: debug"), "{diff}");
         click(&client, "#sync-confirm").await;
         wait_css(&client, "#sync-done", Duration::from_secs(60)).await;
-        let done = client
-            .find(Locator::Css("#sync-done"))
-            .await
-            .expect("the result")
-            .attr("data-exit")
-            .await
-            .expect("its exit code");
+        let done = attr_of(&client, "#sync-done", "data-exit").await;
         let log = text_until(&client, "#sync-log", |t| t.contains("configured")).await;
         assert_eq!(done.as_deref(), Some("0"), "{log}");
         assert!(log.contains(&format!("configured ConfigMap/{ns}/settings")), "{log}");
