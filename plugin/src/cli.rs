@@ -24,6 +24,15 @@ pub struct Cli {
     /// Log more to stderr (-v debug, -vv trace). RUST_LOG overrides it.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// When to colour output: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: crate::colour::ColorMode,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -40,6 +49,8 @@ pub enum Command {
     Diff(crate::diff_cmd::DiffArgs),
     /// Show the app's revision and each object's sync status and health.
     Status(crate::status_cmd::StatusArgs),
+    /// Serve the all-apps view, each app's tree and a Sync button as a web page on 127.0.0.1.
+    Ui(crate::ui::UiArgs),
     /// Print a shell completion script.
     Completion(crate::completion_cmd::CompletionArgs),
     /// Answer kubectl's plugin completion protocol (used by kubectl_complete-gitops).
@@ -56,11 +67,13 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    crate::colour::set_mode(cli.color);
     let result = match cli.command {
         Command::Render(args) => crate::render_cmd::run(&args),
         Command::Sync(args) => crate::sync_cmd::run(&args),
         Command::Diff(args) => crate::diff_cmd::run(&args),
         Command::Status(args) => crate::status_cmd::run(&args),
+        Command::Ui(args) => crate::ui::run(&args),
         Command::Completion(args) => crate::completion_cmd::run(&args),
         Command::Complete(args) => crate::completion_cmd::run_complete(&args),
         Command::Webhook(args) => webhook_cmd::run(&args),

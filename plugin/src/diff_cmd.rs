@@ -8,7 +8,7 @@
 //! hand-made field says what `sync` does about it: undo it, or leave it to `--force-conflicts`
 //! or to the app's `takeOverManagers`.
 
-use std::io::{IsTerminal as _, Write};
+use std::io::Write;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -20,6 +20,7 @@ use similar::{ChangeTag, TextDiff};
 
 use crate::app_state::{runtime, AppState};
 use crate::cluster::ClusterArgs;
+use crate::colour::{self, Palette};
 use crate::exit;
 use crate::source::SourceArgs;
 
@@ -46,7 +47,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
     let state = runtime.block_on(AppState::load(&args.source, &args.cluster))?;
     state.rendered.ensure_not_empty(args.allow_empty)?;
     crate::waves::print_plan(&state)?;
-    let color = std::io::stdout().is_terminal();
+    let color = crate::colour::stdout_enabled();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let differs = write_diff(&mut out, &state, color).context("cannot write to stdout")?;
@@ -58,69 +59,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
 pub fn write_diff(out: &mut dyn Write, state: &AppState, color: bool) -> std::io::Result<bool> {
     let mut differs = false;
     for (key, desired) in state.desired() {
-        let Some(live) = state.live.get(&key) else {
-            differs = true;
-            writeln!(out, "Missing: {key} (in Git, not in the cluster)")?;
-            let text = to_yaml(&without_provenance(desired));
-            write_unified(out, &key, "", &text, color)?;
-            continue;
-        };
-        let fields = declared_drift(desired, live);
-        let hand = hand_fields(desired, live, &state.rendered.app.take_over_managers);
-        let by_hand: Vec<&HandField> = hand.iter().filter(|f| !f.declared).collect();
-        if fields.is_empty() && by_hand.is_empty() {
-            continue;
-        }
-        differs = true;
-        let git = without_provenance(desired);
-        let mut cluster = git.clone();
-        for field in &fields {
-            set_pointer(&mut cluster, &field.pointer, field.live.clone());
-        }
-        let git_text = to_yaml(&git);
-        let mut cluster_text = to_yaml(&cluster);
-        if !by_hand.is_empty() {
-            // Hand-made fields have no place in Git's YAML: they show as lines only the cluster has.
-            cluster_text.push_str(&hand_lines(&by_hand));
-        }
-        for field in &fields {
-            if let Some(n) = field.duplicates {
-                writeln!(
-                    out,
-                    "# {key}: {} is held by {n} entries in the cluster; a list may hold one entry per key",
-                    field.path
-                )?;
-                continue;
-            }
-            let live = field
-                .live
-                .as_ref()
-                .map_or("<absent>".to_owned(), Value::to_string);
-            let owner = hand
-                .iter()
-                .find(|h| h.declared && h.path == field.path)
-                .map(|h| format!(" — set by {}; {}", h.manager, h.plan()))
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "# {key}: {} is {live} in the cluster, {} in Git{owner}",
-                field.path, field.desired
-            )?;
-        }
-        for drift in &by_hand {
-            let live = drift
-                .live
-                .as_ref()
-                .map_or("<absent>".to_owned(), Value::to_string);
-            writeln!(
-                out,
-                "# {key}: {} = {live} was set by hand ({}), Git does not declare it — {}",
-                drift.path,
-                drift.manager,
-                drift.plan()
-            )?;
-        }
-        write_unified(out, &key, &cluster_text, &git_text, color)?;
+        differs |= write_object_diff(out, state, &key, desired, color)?;
     }
     for (key, in_inventory) in state.extraneous() {
         differs = true;
@@ -132,6 +71,79 @@ pub fn write_diff(out: &mut dyn Write, state: &AppState, color: bool) -> std::io
         writeln!(out, "Extraneous: {key} ({why})")?;
     }
     Ok(differs)
+}
+
+/// Writes the diff of one declared object (in Git as `desired`); true when it differs. The web
+/// view shows it per selected node.
+pub fn write_object_diff(
+    out: &mut dyn Write,
+    state: &AppState,
+    key: &ObjectKey,
+    desired: &Value,
+    color: bool,
+) -> std::io::Result<bool> {
+    let Some(live) = state.live.get(key) else {
+        writeln!(out, "Missing: {key} (in Git, not in the cluster)")?;
+        let text = to_yaml(&without_provenance(desired));
+        write_unified(out, key, "", &text, color)?;
+        return Ok(true);
+    };
+    let fields = declared_drift(desired, live);
+    let hand = hand_fields(desired, live, &state.rendered.app.take_over_managers);
+    let by_hand: Vec<&HandField> = hand.iter().filter(|f| !f.declared).collect();
+    if fields.is_empty() && by_hand.is_empty() {
+        return Ok(false);
+    }
+    let git = without_provenance(desired);
+    let mut cluster = git.clone();
+    for field in &fields {
+        set_pointer(&mut cluster, &field.pointer, field.live.clone());
+    }
+    let git_text = to_yaml(&git);
+    let mut cluster_text = to_yaml(&cluster);
+    if !by_hand.is_empty() {
+        // Hand-made fields have no place in Git's YAML: they show as lines only the cluster has.
+        cluster_text.push_str(&hand_lines(&by_hand));
+    }
+    for field in &fields {
+        if let Some(n) = field.duplicates {
+            writeln!(
+                out,
+                "# {key}: {} is held by {n} entries in the cluster; a list may hold one entry per key",
+                field.path
+            )?;
+            continue;
+        }
+        let live = field
+            .live
+            .as_ref()
+            .map_or("<absent>".to_owned(), Value::to_string);
+        let owner = hand
+            .iter()
+            .find(|h| h.declared && h.path == field.path)
+            .map(|h| format!(" — set by {}; {}", h.manager, h.plan()))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "# {key}: {} is {live} in the cluster, {} in Git{owner}",
+            field.path, field.desired
+        )?;
+    }
+    for drift in &by_hand {
+        let live = drift
+            .live
+            .as_ref()
+            .map_or("<absent>".to_owned(), Value::to_string);
+        writeln!(
+            out,
+            "# {key}: {} = {live} was set by hand ({}), Git does not declare it — {}",
+            drift.path,
+            drift.manager,
+            drift.plan()
+        )?;
+    }
+    write_unified(out, key, &cluster_text, &git_text, color)?;
+    Ok(true)
 }
 
 fn hand_lines(drift: &[&HandField]) -> String {
@@ -206,27 +218,38 @@ fn write_unified(
     color: bool,
 ) -> std::io::Result<()> {
     let diff = TextDiff::from_lines(live, git);
-    let (red, green, cyan, bold, reset) = if color {
-        ("\x1b[31m", "\x1b[32m", "\x1b[36m", "\x1b[1m", "\x1b[0m")
-    } else {
-        ("", "", "", "", "")
-    };
-    writeln!(out, "{bold}--- live/{key}{reset}")?;
-    writeln!(out, "{bold}+++ git/{key}{reset}")?;
+    let palette = Palette::new(color);
+    writeln!(
+        out,
+        "{}",
+        palette.paint(colour::HEADING, &format!("--- live/{key}"))
+    )?;
+    writeln!(
+        out,
+        "{}",
+        palette.paint(colour::HEADING, &format!("+++ git/{key}"))
+    )?;
     for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
-        writeln!(out, "{cyan}{}{reset}", hunk.header())?;
+        writeln!(
+            out,
+            "{}",
+            palette.paint(colour::HUNK, &hunk.header().to_string())
+        )?;
         for change in hunk.iter_changes() {
-            let (sign, paint) = match change.tag() {
-                ChangeTag::Delete => ('-', red),
-                ChangeTag::Insert => ('+', green),
-                ChangeTag::Equal => (' ', ""),
+            let (sign, style) = match change.tag() {
+                ChangeTag::Delete => ('-', Some(colour::REMOVED)),
+                ChangeTag::Insert => ('+', Some(colour::ADDED)),
+                ChangeTag::Equal => (' ', None),
             };
             let text = change.value();
             let newline = if text.ends_with('\n') { "" } else { "\n" };
-            if paint.is_empty() {
-                write!(out, "{sign}{text}{newline}")?;
-            } else {
-                writeln!(out, "{paint}{sign}{}{reset}", text.trim_end_matches('\n'))?;
+            match style.filter(|_| palette.enabled()) {
+                None => write!(out, "{sign}{text}{newline}")?,
+                Some(style) => writeln!(
+                    out,
+                    "{}",
+                    palette.paint(style, &format!("{sign}{}", text.trim_end_matches('\n')))
+                )?,
             }
         }
     }

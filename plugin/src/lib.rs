@@ -6,6 +6,7 @@
 pub mod app_state;
 pub mod cli;
 pub mod cluster;
+pub mod colour;
 pub mod completion_cmd;
 pub mod diff_cmd;
 pub mod exit;
@@ -17,6 +18,8 @@ pub mod output;
 pub mod render_cmd;
 pub mod revert;
 pub mod source;
+pub mod status;
 pub mod status_cmd;
 pub mod sync_cmd;
+pub mod ui;
 pub mod waves;

@@ -46,6 +46,12 @@ pub enum SourceError {
     /// The current folder is not in a repository and no --repo was given.
     #[error("no --repo given and the current folder is not inside a Git repository")]
     NoRepository(#[source] gitops_shared::Error),
+    /// Every app was asked for, and the commit lists none.
+    #[error("every app of gitops.yaml was asked for, but {revision} has no gitops.yaml; name a folder with --path")]
+    NoAppFile {
+        /// The revision as given.
+        revision: String,
+    },
     /// Opening, resolving or reading the app file failed.
     #[error(transparent)]
     Git(#[from] gitops_shared::Error),
@@ -64,6 +70,41 @@ impl SourceArgs {
         let app_file: Option<AppFile> = load_app_file(&repo, commit)?;
         let app = AppFile::select(app_file.as_ref(), self.app.as_deref(), self.path.as_deref())?;
         Ok(ResolvedSource { repo, commit, app })
+    }
+
+    /// Every app of the commit's gitops.yaml, in name order, each with its own handle on the
+    /// repository (a remote one is fetched once, for the first).
+    pub fn resolve_all(&self) -> Result<Vec<ResolvedSource>, SourceError> {
+        let first = self.open(true)?;
+        let commit = first.resolve(&self.revision)?;
+        let Some(app_file) = load_app_file(&first, commit)? else {
+            return Err(SourceError::NoAppFile {
+                revision: self.revision.clone(),
+            });
+        };
+        let mut out = Vec::with_capacity(app_file.apps.len());
+        let mut first = Some(first);
+        for app in app_file.apps.into_values() {
+            let repo = match first.take() {
+                Some(repo) => repo,
+                None => self.open(false)?,
+            };
+            out.push(ResolvedSource { repo, commit, app });
+        }
+        Ok(out)
+    }
+
+    /// Opens the repository; a remote one is fetched only when `fetch`.
+    fn open(&self, fetch: bool) -> Result<GitRepo, SourceError> {
+        Ok(match &self.repo {
+            Some(spec) if fetch || !gitops_shared::git::is_remote(spec) => {
+                GitRepo::open(spec, &self.cache_dir(), &credentials_from_env())?
+            }
+            Some(spec) => GitRepo::mirror(spec, &self.cache_dir())?,
+            None => {
+                GitRepo::open_local(std::path::Path::new(".")).map_err(SourceError::NoRepository)?
+            }
+        })
     }
 
     fn cache_dir(&self) -> PathBuf {

@@ -1,7 +1,10 @@
 //! `kubectl gitops status`: the app's revision in the cluster against the branch head, then one
-//! row per object with its sync status, health and the commit it was last applied from.
+//! row per object with its sync status, health and the commit it was last applied from; with
+//! `--tree`, the live objects the cluster made from each; with no app, every app of gitops.yaml
+//! one line each; with `--watch`, all of it again whenever the cluster changes.
 
-use std::io::Write;
+use std::collections::BTreeSet;
+use std::io::{IsTerminal as _, Write};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
@@ -14,8 +17,12 @@ use serde_json::Value;
 
 use crate::app_state::{runtime, AppState};
 use crate::cluster::ClusterArgs;
+use crate::colour::{self, Palette};
 use crate::exit;
 use crate::source::SourceArgs;
+use crate::status::apps::{apps_report, load_all, write_apps_table, AppsReport};
+use crate::status::tree::{read_pool, LiveNode};
+use crate::status::watch::{collections, next_change, Collection, Watches};
 
 /// Output formats of `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -31,7 +38,7 @@ pub enum StatusFormat {
 /// Flags of `status`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  kubectl gitops status shop --repo https://git.example/deploy.git --revision main\n  kubectl gitops status --path apps/web -o json\n\nExit codes: 0 synced and healthy, 1 otherwise, 2 error."
+    after_help = "Examples:\n  kubectl gitops status shop --repo https://git.example/deploy.git --revision main\n  kubectl gitops status --path apps/web -o json\n  kubectl gitops status --all            # every app of gitops.yaml, one line each\n  kubectl gitops status shop --tree --watch\n\nWith no app and no --path, every app is shown when gitops.yaml lists several (its only app when it lists one).\n\nExit codes: 0 synced and healthy (every app, for --all), 1 otherwise, 2 error."
 )]
 pub struct StatusArgs {
     /// Which repository, revision (the branch to compare with) and app.
@@ -43,6 +50,16 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: StatusFormat,
+    /// Every app of gitops.yaml at the revision, one line each.
+    #[arg(long, conflicts_with_all = ["app", "path", "tree"])]
+    pub all: bool,
+    /// Under each object, the live objects it owns (ReplicaSets, Pods, Jobs, EndpointSlices).
+    #[arg(long)]
+    pub tree: bool,
+    /// Show it again whenever the cluster changes (API watches), until Ctrl-C. On a terminal the
+    /// screen is redrawn; otherwise a line is printed per change.
+    #[arg(short, long)]
+    pub watch: bool,
 }
 
 /// Sync status of one object.
@@ -83,6 +100,9 @@ pub struct ObjectStatus {
     pub health_reason: String,
     /// The commit the object was last applied from (its revision annotation).
     pub revision: String,
+    /// The live objects it owns (with `--tree`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<crate::status::tree::LiveNode>,
 }
 
 /// The whole report (`-o json|yaml`).
@@ -119,26 +139,261 @@ pub struct StatusReport {
 /// Runs `status`.
 pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     let runtime = runtime().context("cannot start the async runtime")?;
-    let state = runtime.block_on(AppState::load(&args.source, &args.cluster))?;
-    let report = report(&state);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match args.output {
-        StatusFormat::Table => write_table(&mut out, &report),
-        StatusFormat::Json => serde_json::to_writer_pretty(&mut out, &report)
-            .map_err(std::io::Error::other)
-            .and_then(|()| out.write_all(b"\n")),
-        StatusFormat::Yaml => serde_yaml::to_string(&report)
-            .map_err(std::io::Error::other)
-            .and_then(|text| out.write_all(text.as_bytes())),
+    runtime.block_on(status(args))
+}
+
+/// What one look at the cluster shows: every app, or one app (with its tree when asked).
+enum View {
+    Apps(AppsReport),
+    App(Box<StatusReport>),
+}
+
+impl View {
+    fn ok(&self) -> bool {
+        match self {
+            View::Apps(report) => report.ok,
+            View::App(report) => report.ok,
+        }
     }
-    .context("cannot write to stdout")?;
-    out.flush().context("cannot write to stdout")?;
-    Ok(if report.ok {
-        exit::OK
-    } else {
-        exit::DIFFERENCE
-    })
+}
+
+/// Looks once: loads the states and builds the view; also says what to watch.
+async fn look(
+    args: &StatusArgs,
+    all: bool,
+    client: &kube::Client,
+    namespace: &str,
+) -> anyhow::Result<(View, BTreeSet<Collection>)> {
+    let mut wanted = BTreeSet::new();
+    if all {
+        let (head, states) = load_all(&args.source, client, namespace).await?;
+        for state in states.iter().flatten() {
+            wanted.extend(collections(state));
+        }
+        return Ok((View::Apps(apps_report(head, &states)), wanted));
+    }
+    let resolved = args.source.resolve()?;
+    let state = AppState::load_with(resolved, client.clone(), namespace).await?;
+    let mut report = report(&state);
+    if args.tree {
+        attach_tree(&mut report, &state).await?;
+    }
+    wanted.extend(collections(&state));
+    Ok((View::App(Box::new(report)), wanted))
+}
+
+/// Fills each object's `children` with the live objects it owns.
+pub async fn attach_tree(
+    report: &mut StatusReport,
+    state: &AppState,
+) -> Result<(), crate::cluster::ClusterError> {
+    let pool = read_pool(state).await?;
+    let mut seen = std::collections::HashSet::new();
+    for row in &mut report.objects {
+        let key = gitops_shared::object::ObjectKey {
+            group: row.group.clone(),
+            kind: row.kind.clone(),
+            namespace: row.namespace.clone(),
+            name: row.name.clone(),
+        };
+        if let Some(live) = state.live.get(&key) {
+            row.children = crate::status::tree::children(live, &pool, &mut seen, 0);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `status` shows every app: `--all`, or no app and no `--path` with a gitops.yaml that
+/// lists several (a single-app repository keeps its one-app view, as before).
+fn wants_all(args: &StatusArgs) -> anyhow::Result<bool> {
+    if args.all {
+        return Ok(true);
+    }
+    if args.source.app.is_some() || args.source.path.is_some() || args.tree {
+        return Ok(false);
+    }
+    let resolved = args.source.resolve_all();
+    Ok(matches!(resolved, Ok(apps) if apps.len() > 1))
+}
+
+fn write_view(
+    out: &mut dyn Write,
+    view: &View,
+    format: StatusFormat,
+    palette: Palette,
+) -> std::io::Result<()> {
+    match (format, view) {
+        (StatusFormat::Table, View::Apps(report)) => write_apps_table(out, report, palette),
+        (StatusFormat::Table, View::App(report))
+            if report.objects.iter().any(|o| !o.children.is_empty()) =>
+        {
+            write_tree(out, report, palette)
+        }
+        (StatusFormat::Table, View::App(report)) => write_table(out, report, palette),
+        (StatusFormat::Json, View::Apps(report)) => json_to(out, report),
+        (StatusFormat::Json, View::App(report)) => json_to(out, report),
+        (StatusFormat::Yaml, View::Apps(report)) => yaml_to(out, report),
+        (StatusFormat::Yaml, View::App(report)) => yaml_to(out, report),
+    }
+}
+
+fn json_to(out: &mut dyn Write, value: &impl Serialize) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+fn yaml_to(out: &mut dyn Write, value: &impl Serialize) -> std::io::Result<()> {
+    let text = serde_yaml::to_string(value).map_err(std::io::Error::other)?;
+    out.write_all(text.as_bytes())
+}
+
+async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
+    let all = wants_all(args)?;
+    let (client, namespace) = args.cluster.connect().await?;
+    let palette = Palette::stdout();
+    let (view, wanted) = look(args, all, &client, &namespace).await?;
+    if !args.watch {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        write_view(&mut out, &view, args.output, palette).context("cannot write to stdout")?;
+        out.flush().context("cannot write to stdout")?;
+        return Ok(if view.ok() {
+            exit::OK
+        } else {
+            exit::DIFFERENCE
+        });
+    }
+    watch_loop(args, all, &client, &namespace, view, wanted, palette).await
+}
+
+/// `--watch`: redraw (a terminal) or print what changed (anything else) on every change the
+/// watches report, until the process is interrupted.
+async fn watch_loop(
+    args: &StatusArgs,
+    all: bool,
+    client: &kube::Client,
+    namespace: &str,
+    mut view: View,
+    mut wanted: BTreeSet<Collection>,
+    palette: Palette,
+) -> anyhow::Result<u8> {
+    let terminal = std::io::stdout().is_terminal() && args.output == StatusFormat::Table;
+    let (sender, mut changes) = tokio::sync::watch::channel(0u64);
+    let mut watches = Watches::new(client.clone(), sender);
+    let mut before: Vec<String> = Vec::new();
+    loop {
+        watches.ensure(&wanted);
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        if terminal || args.output != StatusFormat::Table {
+            if terminal {
+                // Clear the screen and home the cursor: the view is drawn afresh.
+                out.write_all(b"\x1b[2J\x1b[H")
+                    .context("cannot write to stdout")?;
+            } else if args.output == StatusFormat::Yaml && !before.is_empty() {
+                out.write_all(b"---\n").context("cannot write to stdout")?;
+            }
+            write_view(&mut out, &view, args.output, palette).context("cannot write to stdout")?;
+            before = vec![String::new()];
+        } else {
+            let now = change_lines(&view);
+            let stamp = crate::inventory::now_rfc3339();
+            if before.is_empty() {
+                write_view(&mut out, &view, args.output, palette)
+                    .context("cannot write to stdout")?;
+            } else {
+                let old: BTreeSet<&String> = before.iter().collect();
+                for line in now.iter().filter(|l| !old.contains(l)) {
+                    writeln!(out, "{stamp} {line}").context("cannot write to stdout")?;
+                }
+                let new: BTreeSet<&String> = now.iter().collect();
+                for line in before.iter().filter(|l| !new.contains(l)) {
+                    if let Some((what, _)) = line.split_once(' ') {
+                        if !now.iter().any(|l| l.starts_with(&format!("{what} "))) {
+                            writeln!(out, "{stamp} {what} gone")
+                                .context("cannot write to stdout")?;
+                        }
+                    }
+                }
+            }
+            before = now;
+        }
+        out.flush().context("cannot write to stdout")?;
+        drop(out);
+        if !next_change(&mut changes).await {
+            return Ok(if view.ok() {
+                exit::OK
+            } else {
+                exit::DIFFERENCE
+            });
+        }
+        match look(args, all, client, namespace).await {
+            Ok((next, next_wanted)) => {
+                view = next;
+                wanted = next_wanted;
+            }
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot read the state; waiting for the next change")
+            }
+        }
+    }
+}
+
+/// One line per thing shown, `what state`, for printing what changed on a non-terminal.
+fn change_lines(view: &View) -> Vec<String> {
+    let mut lines = Vec::new();
+    match view {
+        View::Apps(report) => {
+            for a in &report.apps {
+                lines.push(format!(
+                    "app/{} {:?} {} {}{}",
+                    a.app,
+                    a.sync,
+                    a.health,
+                    a.cluster_revision.as_deref().map(short).unwrap_or("-"),
+                    if a.health_reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", a.health_reason)
+                    }
+                ));
+            }
+        }
+        View::App(report) => {
+            fn walk(lines: &mut Vec<String>, nodes: &[crate::status::tree::LiveNode]) {
+                for n in nodes {
+                    lines.push(format!(
+                        "{}/{} {}{}",
+                        n.kind,
+                        n.name,
+                        n.health,
+                        if n.health_reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", n.health_reason)
+                        }
+                    ));
+                    walk(lines, &n.children);
+                }
+            }
+            for o in &report.objects {
+                lines.push(format!(
+                    "{}/{} {:?} {}{}",
+                    o.kind,
+                    o.name,
+                    o.sync,
+                    o.health,
+                    if o.health_reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", o.health_reason)
+                    }
+                ));
+                walk(&mut lines, &o.children);
+            }
+        }
+    }
+    lines
 }
 
 fn revision_of(object: &Value) -> String {
@@ -167,6 +422,7 @@ pub fn report(state: &AppState) -> StatusReport {
                 health: HealthStatus::Missing,
                 health_reason: Health::missing().reason,
                 revision: String::new(),
+                children: Vec::new(),
             },
             Some(live) => {
                 let hand = hand_fields(desired, live, &state.rendered.app.take_over_managers);
@@ -199,6 +455,7 @@ pub fn report(state: &AppState) -> StatusReport {
                     health: health.status,
                     health_reason: health.reason,
                     revision: revision_of(live),
+                    children: Vec::new(),
                 }
             }
         };
@@ -218,6 +475,7 @@ pub fn report(state: &AppState) -> StatusReport {
             health: health.status,
             health_reason: health.reason,
             revision: live.map(revision_of).unwrap_or_default(),
+            children: Vec::new(),
         });
     }
     let head = state.source.commit;
@@ -263,12 +521,70 @@ pub fn report(state: &AppState) -> StatusReport {
     }
 }
 
-fn short(commit: &str) -> &str {
+/// A commit as the tables show it.
+pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
 }
 
-/// The table, like kubectl's: the header, then aligned columns.
-pub fn write_table(out: &mut dyn Write, report: &StatusReport) -> std::io::Result<()> {
+/// A table cell: its text and, when it is a state, its colour.
+pub type Cell = (String, Option<anstyle::Style>);
+
+/// Writes rows in aligned columns, the last one unpadded; the first row is the heading. Widths
+/// are measured on the plain text, so colour never breaks alignment.
+pub fn write_columns(
+    out: &mut dyn Write,
+    rows: &[Vec<Cell>],
+    palette: Palette,
+) -> std::io::Result<()> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for row in rows {
+        for (i, (cell, _)) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (i, (cell, style)) in row.iter().enumerate() {
+            let style = if r == 0 {
+                Some(colour::HEADING)
+            } else {
+                *style
+            };
+            let painted = match style {
+                Some(style) if !cell.is_empty() => palette.paint(style, cell),
+                _ => cell.clone(),
+            };
+            line.push_str(&painted);
+            if i + 1 < row.len() {
+                let pad = widths[i] - cell.chars().count() + 3;
+                line.push_str(&" ".repeat(pad));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn sync_cell(sync: SyncStatus) -> Cell {
+    let (text, style) = match sync {
+        SyncStatus::Synced => ("Synced", colour::GOOD),
+        SyncStatus::OutOfSync => ("OutOfSync", colour::WARN),
+        SyncStatus::Missing => ("Missing", colour::BAD),
+        SyncStatus::Extraneous => ("Extraneous", colour::WARN),
+    };
+    (text.to_owned(), Some(style))
+}
+
+fn health_cell(health: HealthStatus) -> Cell {
+    (health.to_string(), Some(Palette::health_style(health)))
+}
+
+fn plain(text: impl Into<String>) -> Cell {
+    (text.into(), None)
+}
+
+fn write_header(out: &mut dyn Write, report: &StatusReport) -> std::io::Result<()> {
     writeln!(
         out,
         "APP:       {} (namespace {})",
@@ -296,66 +612,102 @@ pub fn write_table(out: &mut dyn Write, report: &StatusReport) -> std::io::Resul
     for line in crate::hooks::status_lines(&report.hooks) {
         writeln!(out, "HOOK:      {line}")?;
     }
-    writeln!(out)?;
-    let mut rows = vec![[
-        "KIND".to_owned(),
-        "NAMESPACE".to_owned(),
-        "NAME".to_owned(),
-        "SYNC".to_owned(),
-        "HEALTH".to_owned(),
-        "REVISION".to_owned(),
-        "MESSAGE".to_owned(),
-    ]];
+    writeln!(out)
+}
+
+fn message_of(o: &ObjectStatus) -> String {
+    let mut message = Vec::new();
+    if !o.fields.is_empty() {
+        message.push(format!("differs: {}", o.fields.join(", ")));
+    }
+    if !o.health_reason.is_empty() && o.health != HealthStatus::Healthy {
+        message.push(o.health_reason.clone());
+    }
+    message.join("; ")
+}
+
+fn or_dash(text: &str) -> String {
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The table, like kubectl's: the header, then aligned columns.
+pub fn write_table(
+    out: &mut dyn Write,
+    report: &StatusReport,
+    palette: Palette,
+) -> std::io::Result<()> {
+    write_header(out, report)?;
+    let mut rows: Vec<Vec<Cell>> = vec![[
+        "KIND",
+        "NAMESPACE",
+        "NAME",
+        "SYNC",
+        "HEALTH",
+        "REVISION",
+        "MESSAGE",
+    ]
+    .into_iter()
+    .map(plain)
+    .collect()];
     for o in &report.objects {
-        let sync = match o.sync {
-            SyncStatus::Synced => "Synced",
-            SyncStatus::OutOfSync => "OutOfSync",
-            SyncStatus::Missing => "Missing",
-            SyncStatus::Extraneous => "Extraneous",
-        };
-        let mut message = Vec::new();
-        if !o.fields.is_empty() {
-            message.push(format!("differs: {}", o.fields.join(", ")));
-        }
-        if !o.health_reason.is_empty() && o.health != HealthStatus::Healthy {
-            message.push(o.health_reason.clone());
-        }
-        rows.push([
-            o.kind.clone(),
-            if o.namespace.is_empty() {
-                "-".to_owned()
-            } else {
-                o.namespace.clone()
-            },
-            o.name.clone(),
-            sync.to_owned(),
-            o.health.to_string(),
-            if o.revision.is_empty() {
-                "-".to_owned()
-            } else {
-                short(&o.revision).to_owned()
-            },
-            message.join("; "),
+        rows.push(vec![
+            plain(o.kind.clone()),
+            plain(or_dash(&o.namespace)),
+            plain(o.name.clone()),
+            sync_cell(o.sync),
+            health_cell(o.health),
+            plain(or_dash(short(&o.revision))),
+            plain(message_of(o)),
         ]);
     }
-    let mut widths = [0usize; 7];
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
+    write_columns(out, &rows, palette)
+}
+
+/// The tree: each Git object, then the live objects it owns, indented with tree lines.
+pub fn write_tree(
+    out: &mut dyn Write,
+    report: &StatusReport,
+    palette: Palette,
+) -> std::io::Result<()> {
+    fn walk(rows: &mut Vec<Vec<Cell>>, nodes: &[LiveNode], prefix: &str) {
+        for (i, n) in nodes.iter().enumerate() {
+            let last = i + 1 == nodes.len();
+            let branch = if last { "└─ " } else { "├─ " };
+            rows.push(vec![
+                plain(format!("{prefix}{branch}{}/{}", n.kind, n.name)),
+                plain(""),
+                health_cell(n.health),
+                plain(""),
+                plain(if n.health == HealthStatus::Healthy {
+                    String::new()
+                } else {
+                    n.health_reason.clone()
+                }),
+            ]);
+            let deeper = format!("{prefix}{}", if last { "   " } else { "│  " });
+            walk(rows, &n.children, &deeper);
         }
     }
-    for row in &rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
+    write_header(out, report)?;
+    let mut rows: Vec<Vec<Cell>> = vec![["OBJECT", "SYNC", "HEALTH", "REVISION", "MESSAGE"]
+        .into_iter()
+        .map(plain)
+        .collect()];
+    for o in &report.objects {
+        rows.push(vec![
+            plain(format!("{}/{}", o.kind, o.name)),
+            sync_cell(o.sync),
+            health_cell(o.health),
+            plain(or_dash(short(&o.revision))),
+            plain(message_of(o)),
+        ]);
+        walk(&mut rows, &o.children, "");
     }
-    Ok(())
+    write_columns(out, &rows, palette)
 }
 
 #[cfg(test)]
@@ -392,6 +744,7 @@ mod tests {
             } else {
                 "a".repeat(40)
             },
+            children: Vec::new(),
         }
     }
 
@@ -434,7 +787,7 @@ mod tests {
             ok: false,
         };
         let mut out = Vec::new();
-        write_table(&mut out, &report).expect("write");
+        write_table(&mut out, &report, Palette::new(false)).expect("write");
         let text = String::from_utf8(out).expect("utf8");
         let expected = "\
 APP:       shop (namespace shop)

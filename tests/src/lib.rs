@@ -4,3 +4,4 @@
 pub mod admission;
 pub mod apiserver;
 pub mod harness;
+pub mod workloads;

@@ -69,7 +69,7 @@
 //! checks above, mutating webhooks, admission policies, webhooks referenced by `service`,
 //! `matchConditions`, `matchPolicy` (version conversion), webhook calls in parallel (they run one
 //! after another, and for every write but scale with the store locked, so a webhook must not call
-//! back into this server then), RBAC objects (roles are not evaluated), watches, field selectors,
+//! back into this server then), RBAC objects (roles are not evaluated), watch history (see `watch.rs`), field selectors,
 //! pagination, other subresources (status; scale of ReplicationControllers and of custom
 //! resources; a Scale's selector from `matchExpressions`; defaulting of an absent
 //! `spec.replicas`, shown as 1), finalizers and graceful deletion, JSON patch, protobuf, TLS,
@@ -82,6 +82,7 @@ mod discovery;
 mod routing;
 mod scale;
 mod storage;
+mod watch;
 mod webhooks;
 
 use apply::*;
@@ -209,6 +210,8 @@ struct Shared {
     log: Arc<RequestLog>,
     discovery: BTreeMap<&'static str, Value>,
     resource_version: AtomicU64,
+    /// Ticks on every write, for watches (see `watch.rs`).
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// A running test API server.
@@ -255,6 +258,7 @@ impl TestApiServer {
             log: Arc::new(RequestLog::default()),
             discovery,
             resource_version: AtomicU64::new(1000),
+            changed: tokio::sync::watch::Sender::new(0),
         });
         // Namespaces every cluster has.
         for ns in ["default", "kube-system", "kube-public"] {
@@ -290,8 +294,9 @@ impl TestApiServer {
                             // Off the runtime's workers: a handler may wait for the store or for
                             // a webhook that calls back into this server.
                             async move {
-                                tokio::task::spawn_blocking(move || {
-                                    shared.handle(method, uri, headers, body)
+                                let handler = shared.clone();
+                                let response = tokio::task::spawn_blocking(move || {
+                                    handler.handle(method, uri, headers, body)
                                 })
                                 .await
                                 .unwrap_or_else(|error| {
@@ -301,7 +306,11 @@ impl TestApiServer {
                                         format!("the handler failed: {error}"),
                                         json!({}),
                                     )
-                                })
+                                });
+                                match response.extensions().get::<watch::WatchRequest>() {
+                                    Some(request) => watch::stream(shared, request.clone()).await,
+                                    None => response,
+                                }
                             }
                         },
                     );

@@ -35,6 +35,7 @@ pub(super) fn typed_json(code: StatusCode, content_type: &'static str, body: &Va
 }
 
 /// A parsed resource request.
+#[derive(Debug, Clone)]
 pub(super) struct Target {
     pub(super) resource: Resource,
     pub(super) namespace: String,
@@ -260,6 +261,9 @@ impl Shared {
             .to_owned();
         match (method.as_str(), &target.name) {
             ("GET", Some(name)) => self.get(&target, name),
+            ("GET", None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+                self.watch_request(&target, &query)
+            }
             ("GET", None) => self.list(&target, query.get("labelSelector").map(String::as_str).unwrap_or_default()),
             ("POST", None) => self.create(&target, &query, &body, &user),
             ("PUT", Some(name)) => self.update(&target, name, &query, &body, &user),

@@ -132,7 +132,7 @@ pub(super) fn merge(target: &mut Value, patch: &Value) {
 }
 
 /// One label selector requirement.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Requirement {
     Equals(String, String),
     NotEquals(String, String),
@@ -205,9 +205,13 @@ pub(super) fn parse_selector(text: &str) -> Result<Vec<Requirement>, String> {
 
 impl Shared {
     pub(super) fn next_rv(&self) -> String {
-        self.resource_version
+        let rv = self
+            .resource_version
             .fetch_add(1, Ordering::SeqCst)
-            .to_string()
+            .to_string();
+        // Watches wake and look (they wait for the store's lock, so they see this write).
+        self.changed.send_modify(|n| *n += 1);
+        rv
     }
 
     pub(super) fn insert_direct(
@@ -610,6 +614,7 @@ impl Shared {
             if target.resource.group.is_empty() && target.resource.plural == "namespaces" {
                 store.objects.retain(|(_, _, ns, _), _| ns != name);
             }
+            self.changed.send_modify(|n| *n += 1);
         }
         ok_json(StatusCode::OK, &object)
     }
