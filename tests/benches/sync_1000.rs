@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use futures::{stream, StreamExt};
 use gitops_e2e::apiserver::TestApiServer;
 use gitops_e2e::harness::{binary, client_of, Repo, Run};
+use gitops_test_support::control_plane::{admin_kubeconfig, StartedControlPlane};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::Api;
 use serde_json::{json, Value};
@@ -33,7 +34,7 @@ enum Target {
     /// A real API server; the control plane this run started, if it did.
     Real {
         kubeconfig: PathBuf,
-        _started: Option<StartedKube>,
+        _started: Option<StartedControlPlane>,
     },
     /// The test API server.
     Test {
@@ -42,44 +43,16 @@ enum Target {
     },
 }
 
-/// A control plane started from `../shared/kube` for this run, stopped when dropped.
-struct StartedKube {
-    start: PathBuf,
-    state: tempfile::TempDir,
-}
-
-impl Drop for StartedKube {
-    fn drop(&mut self) {
-        let _ = Command::new(self.start.with_file_name("stop"))
-            .arg(self.state.path())
-            .output();
-    }
-}
-
 impl Target {
     fn find(dir: &Path) -> Target {
-        if let Some(path) = std::env::var_os("GITOPS_E2E_KUBECONFIG") {
-            return Target::Real {
-                kubeconfig: PathBuf::from(path),
-                _started: None,
-            };
-        }
-        let start = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kube/start");
-        if start.exists() && std::env::var_os("GITOPS_E2E_NO_KUBE").is_none() {
-            let state = tempfile::tempdir().expect("temp dir");
-            let output = Command::new(&start)
-                .arg(state.path())
-                .output()
-                .expect("../shared/kube/start runs");
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            return Target::Real {
-                kubeconfig: state.path().join("admin.kubeconfig"),
-                _started: Some(StartedKube { start, state }),
-            };
+        let kube = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kube");
+        if std::env::var_os("GITOPS_E2E_NO_KUBE").is_none() {
+            if let Ok((kubeconfig, started)) = admin_kubeconfig(&kube) {
+                return Target::Real {
+                    kubeconfig,
+                    _started: started,
+                };
+            }
         }
         let server = TestApiServer::start().expect("test API server");
         let kubeconfig = dir.join("kubeconfig");

@@ -106,12 +106,7 @@ fn is_vendored(tree: &FileTree, charts_dir: &str, name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn tree(entries: &[(&str, &str)]) -> FileTree {
-        entries
-            .iter()
-            .map(|(n, c)| (n.to_string(), c.as_bytes().to_vec()))
-            .collect()
-    }
+    use crate::render::test_tree as tree;
 
     const CHART: &str = "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n  - name: redis\n    version: 17.3.7\n    repository: https://charts.example.com\n    condition: redis.enabled\n";
 

@@ -406,12 +406,7 @@ mod tests {
     use super::*;
     use crate::object::Source;
 
-    fn tree(entries: &[(&str, &str)]) -> FileTree {
-        entries
-            .iter()
-            .map(|(n, c)| (n.to_string(), c.as_bytes().to_vec()))
-            .collect()
-    }
+    use crate::render::test_tree as tree;
 
     fn names(objects: &[RenderedObject]) -> Vec<String> {
         objects

@@ -359,6 +359,15 @@ fn validate(document: &RenderedObject) -> Result<()> {
     }
 }
 
+/// A file tree from (name, text) pairs, for the renderers' tests.
+#[cfg(test)]
+pub(crate) fn test_tree(entries: &[(&str, &str)]) -> FileTree {
+    entries
+        .iter()
+        .map(|(n, c)| (n.to_string(), c.as_bytes().to_vec()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,12 +115,7 @@ fn strip_location(message: &str) -> String {
 mod tests {
     use super::*;
 
-    fn tree(entries: &[(&str, &str)]) -> FileTree {
-        entries
-            .iter()
-            .map(|(n, c)| (n.to_string(), c.as_bytes().to_vec()))
-            .collect()
-    }
+    use crate::render::test_tree as tree;
 
     #[test]
     fn reads_documents_recursively_in_order() {

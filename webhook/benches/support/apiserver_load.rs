@@ -10,7 +10,7 @@
 //! from `../shared/kube` for this run (ports `KUBE_LOCAL_PORT` / `KUBE_LOCAL_ETCD_PORT`, the
 //! defaults of its `start`), else this part is left out with a line saying why.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,47 +34,6 @@ const OBJECTS: usize = 1_000;
 const IN_FLIGHT: usize = 32;
 const NAMESPACE: &str = "gitops-bench-ssa";
 const REGISTRATION: &str = "gitops-bench-ssa";
-
-/// A control plane started for this run, stopped when dropped.
-struct StartedKube {
-    start: PathBuf,
-    state: tempfile::TempDir,
-}
-
-impl Drop for StartedKube {
-    fn drop(&mut self) {
-        let stop = self.start.with_file_name("stop");
-        let _ = Command::new(stop).arg(self.state.path()).output();
-    }
-}
-
-/// The admin kubeconfig to use, and the control plane to stop afterwards (if this run started it).
-fn api_server() -> Result<(PathBuf, Option<StartedKube>), String> {
-    if let Some(path) = std::env::var_os("GITOPS_E2E_KUBECONFIG") {
-        return Ok((PathBuf::from(path), None));
-    }
-    let start = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kube/start");
-    if !start.exists() {
-        return Err(format!(
-            "no GITOPS_E2E_KUBECONFIG and no {}",
-            start.display()
-        ));
-    }
-    let state = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let output = Command::new(&start)
-        .arg(state.path())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !output.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            start.display(),
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let kubeconfig = state.path().join("admin.kubeconfig");
-    Ok((kubeconfig, Some(StartedKube { start, state })))
-}
 
 async fn client(kubeconfig: &Path) -> Client {
     let file = Kubeconfig::read_from(kubeconfig).unwrap();
@@ -176,7 +135,8 @@ async fn reviews_total(admin: std::net::SocketAddr) -> f64 {
 
 /// Runs part 5 (see the module doc). `exe` is this bench binary (it serves the uid echo).
 pub fn run(exe: &Path) {
-    let (kubeconfig, _started) = match api_server() {
+    let kube = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kube");
+    let (kubeconfig, _started) = match gitops_test_support::control_plane::admin_kubeconfig(&kube) {
         Ok(found) => found,
         Err(why) => {
             println!("through a real API server: left out ({why})");
