@@ -82,23 +82,8 @@ pub struct SyncArgs {
     pub timeout: Duration,
 }
 
-/// Parses `90s`, `5m`, `1h` or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?} (try 90s, 5m, 1h)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("unknown unit in {text:?} (use s, m or h)")),
-    };
-    Ok(Duration::from_secs(secs))
-}
+/// Durations as everywhere else (`90s`, `1m30s`, `1.5h`, plain seconds): one grammar.
+pub use gitops_shared::duration::parse_duration;
 
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq, Eq)]

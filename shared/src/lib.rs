@@ -11,6 +11,7 @@ pub mod canonical;
 pub mod compare;
 pub mod defaults;
 pub mod drift;
+pub mod duration;
 pub mod error;
 pub mod git;
 pub mod health;

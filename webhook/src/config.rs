@@ -270,11 +270,7 @@ impl Config {
         }
         let duration = |key: &str, value: Option<&str>, default: Duration| match value {
             None => Ok(default),
-            Some(text) => parse_duration(text).ok_or_else(|| {
-                invalid(format!(
-                    "{key}: {text:?} is not a duration; write it like 500ms, 4s, 2m or 1h"
-                ))
-            }),
+            Some(text) => parse_duration(text).map_err(|error| invalid(format!("{key}: {error}"))),
         };
         let fetch_interval = duration(
             "fetchInterval",
@@ -354,20 +350,8 @@ impl Config {
     }
 }
 
-/// Parses `500ms`, `4s`, `2m`, `1h`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(number)),
-        "s" => Some(Duration::from_secs(number)),
-        "m" => Some(Duration::from_secs(number.checked_mul(60)?)),
-        "h" => Some(Duration::from_secs(number.checked_mul(3600)?)),
-        _ => None,
-    }
-}
+/// Durations as everywhere else (`500ms`, `4s`, `1m30s`, `1h`): one grammar, Go's.
+pub use gitops_shared::duration::parse_duration;
 
 #[cfg(test)]
 mod tests {
@@ -417,7 +401,7 @@ mod tests {
             .expect_err("duration");
         assert!(
             err.to_string()
-                .contains("fetchInterval: \"soon\" is not a duration"),
+                .contains("fetchInterval: not a duration: \"soon\""),
             "{err}"
         );
         for users in [

@@ -66,9 +66,9 @@ struct Args {
 /// A positive duration in the configuration file's grammar.
 fn timeout(text: &str) -> Result<Duration, String> {
     match parse_duration(text) {
-        Some(duration) if !duration.is_zero() => Ok(duration),
-        Some(_) => Err("must be more than zero".to_owned()),
-        None => Err("expected a number with a unit: ms, s, m or h (for example 10s)".to_owned()),
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("must be more than zero".to_owned()),
+        Err(error) => Err(error.to_string()),
     }
 }
 
