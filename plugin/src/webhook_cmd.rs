@@ -5,7 +5,8 @@
 //! The objects are the ones in `manifests/base/`, compiled in, so the printed manifests and
 //! `kubectl apply -k manifests/` never disagree.
 
-use gitops_shared::timestamp::civil_from_days;
+use jiff::civil::Date;
+use jiff::ToSpan;
 use std::io::Write as _;
 
 use base64::Engine as _;
@@ -177,23 +178,28 @@ fn pki(days: u32) -> Result<Pki, ManifestsError> {
     })
 }
 
-/// The calendar date `days` after the Unix epoch, as rcgen takes it.
-fn civil(days: i64) -> (i32, u8, u8) {
-    let (year, month, day) = civil_from_days(days);
-    (
-        i32::try_from(year).unwrap_or(1970),
-        u8::try_from(month).unwrap_or(1),
-        u8::try_from(day).unwrap_or(1),
-    )
+/// The serving certificate's validity, from yesterday (for clocks slightly behind) through
+/// `days` days after today, as the dates rcgen takes.
+fn validity(today: Date, days: u32) -> (Date, Date) {
+    let start = today.yesterday().unwrap_or(today);
+    let end = today
+        .checked_add(i64::from(days).days())
+        .unwrap_or(Date::MAX);
+    (start, end)
 }
 
-/// Sets validity from yesterday (for clocks slightly behind) for `days` days.
+/// Sets validity from yesterday for `days` days after today (UTC).
 fn set_validity(params: &mut rcgen::CertificateParams, days: u32) {
-    let start = gitops_shared::timestamp::today() - 1;
-    let (y, m, d) = civil(start);
-    params.not_before = rcgen::date_time_ymd(y, m, d);
-    let (y, m, d) = civil(start + i64::from(days) + 1);
-    params.not_after = rcgen::date_time_ymd(y, m, d);
+    let (start, end) = validity(gitops_shared::timestamp::today(), days);
+    let rcgen_date = |date: Date| {
+        rcgen::date_time_ymd(
+            i32::from(date.year()),
+            u8::try_from(date.month()).unwrap_or(1),
+            u8::try_from(date.day()).unwrap_or(1),
+        )
+    };
+    params.not_before = rcgen_date(start);
+    params.not_after = rcgen_date(end);
 }
 
 /// The manifests as multi-document YAML.
@@ -528,10 +534,20 @@ mod tests {
     }
 
     #[test]
-    fn calendar_dates() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(20_819), (2027, 1, 1));
-        assert_eq!(civil(11_016), (2000, 2, 29));
+    fn validity_runs_from_yesterday_for_the_days_asked() {
+        let date = |s: &str| s.parse::<Date>().unwrap();
+        assert_eq!(
+            validity(date("2000-03-01"), 30),
+            (date("2000-02-29"), date("2000-03-31"))
+        );
+        assert_eq!(
+            validity(date("2026-12-31"), 1),
+            (date("2026-12-30"), date("2027-01-01"))
+        );
+        assert_eq!(
+            validity(date("2026-01-01"), 365),
+            (date("2025-12-31"), date("2027-01-01"))
+        );
     }
 
     #[test]
