@@ -23,5 +23,6 @@ pub mod render;
 pub mod scope;
 pub mod takeover;
 pub mod timestamp;
+pub mod yaml;
 
 pub use error::{Error, Result};
