@@ -57,7 +57,8 @@ pub struct Document {
 /// - `yes`, `no`, `on`, `off`, `y`, `n` stay strings (YAML 1.2 booleans only);
 /// - `0755`, `-007` (leading zeros) and `1_000` (underscores) stay strings;
 /// - `<<` is an ordinary key, not a merge; a repeated key keeps its last value;
-/// - `.inf` and `.nan` become null, as serde_json has no such numbers;
+/// - `.inf` and `.nan` become null, as serde_json has no such numbers, while a decimal literal
+///   beyond f64's range (`1e400`) stays the string it is ([`read`] sees to both);
 /// - `!!binary` text stays the base64 text it is (a Secret's data is base64 already);
 /// - a null-looking key (`~`, `null`) is that text, as a JSON key must be a string.
 ///
@@ -79,7 +80,7 @@ pub fn read_options() -> Options {
         underscored_numbers_as_strings: true,
         merge_keys: MergeKeyPolicy::AsOrdinary,
         duplicate_keys: DuplicateKeyPolicy::PassThrough,
-        non_finite_float_policy: NonFiniteFloatPolicy::PassThrough,
+        non_finite_float_policy: NonFiniteFloatPolicy::Reject,
         ignore_binary_tag_for_string: true,
         null_as_string: true,
         with_snippet: false,
@@ -89,7 +90,10 @@ pub fn read_options() -> Options {
 /// Reads one YAML document into `T`.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ReadError> {
     let bytes = next_line_as_line_feed(bytes);
-    serde_saphyr::from_slice_with_options(&bytes, read_options()).map_err(|e| read_error(&e, 1))
+    read(&bytes, |text, options| {
+        serde_saphyr::from_slice_with_options(text, options)
+    })
+    .map_err(|e| read_error(&e, 1))
 }
 
 /// Reads one YAML document into `T`.
@@ -101,11 +105,13 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, ReadError> {
 pub fn documents(bytes: &[u8]) -> Result<Vec<Document>, ReadError> {
     let bytes = next_line_as_line_feed(bytes);
     let starts = DocumentStarts::of(&bytes);
-    let spanned: Vec<Spanned<Value>> =
-        serde_saphyr::from_slice_multiple_with_options(&bytes, read_options()).map_err(|e| {
-            let line = e.location().map(|l| l.line()).unwrap_or(1);
-            read_error(&e, starts.number_at(line))
-        })?;
+    let spanned: Vec<Spanned<Value>> = read(&bytes, |text, options| {
+        serde_saphyr::from_slice_multiple_with_options(text, options)
+    })
+    .map_err(|e| {
+        let line = e.location().map(|l| l.line()).unwrap_or(1);
+        read_error(&e, starts.number_at(line))
+    })?;
     Ok(spanned
         .into_iter()
         .filter(|document| !document.value.is_null())
@@ -119,6 +125,68 @@ pub fn documents(bytes: &[u8]) -> Result<Vec<Document>, ReadError> {
 /// Writes `value` as one YAML document, as serde_yaml writes it (see the module's comment).
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, WriteError> {
     serde_yaml::to_string(value).map_err(WriteError)
+}
+
+/// Runs `parse` with [`read_options`], which refuse non-finite floats, and rewrites each one it
+/// meets as serde_yaml read it: `.inf` and `.nan` spellings as null (`~`), a decimal literal
+/// beyond f64's range as a quoted string. serde-saphyr would read both as infinity, which
+/// serde_json makes null, so the literal's digest would change. The text only changes where such
+/// a scalar is, and is read again after each rewrite; past [`MAX_REWRITES`] the rest read as null.
+fn read<R>(
+    bytes: &[u8],
+    parse: impl Fn(&[u8], Options) -> Result<R, serde_saphyr::Error>,
+) -> Result<R, serde_saphyr::Error> {
+    let mut rewritten: Option<Vec<u8>> = None;
+    for _ in 0..MAX_REWRITES {
+        let text = rewritten.as_deref().unwrap_or(bytes);
+        let error = match parse(text, read_options()) {
+            Err(error) => error,
+            read => return read,
+        };
+        match rewrite_non_finite(text, &error) {
+            Some(next) => rewritten = Some(next),
+            None => return Err(error),
+        }
+    }
+    let mut options = read_options();
+    options.non_finite_float_policy = NonFiniteFloatPolicy::PassThrough;
+    parse(rewritten.as_deref().unwrap_or(bytes), options)
+}
+
+/// How many non-finite floats one text may hold before the rest are read as null.
+const MAX_REWRITES: usize = 256;
+
+/// `text` with the non-finite float `error` names replaced as serde_yaml read it, or `None`
+/// when `error` is about something else or its place in the text is unknown.
+fn rewrite_non_finite(text: &[u8], error: &serde_saphyr::Error) -> Option<Vec<u8>> {
+    let mut error = error;
+    while let serde_saphyr::Error::AliasError { error: inner, .. }
+    | serde_saphyr::Error::WithSnippet { error: inner, .. } = error
+    {
+        error = inner;
+    }
+    let serde_saphyr::Error::NonFiniteFloat { value, location } = error else {
+        return None;
+    };
+    let span = location.span();
+    let start = usize::try_from(span.byte_offset()?).ok()?;
+    let end = start.checked_add(usize::try_from(span.byte_len()?).ok()?)?;
+    if end <= start || end > text.len() {
+        return None;
+    }
+    let unsigned = value.trim_start_matches(['+', '-']);
+    let replacement = if unsigned.starts_with('.') {
+        // .inf, .Inf, .INF, .nan, .NaN, .NAN (signed or not): null to serde_json.
+        "~".to_owned()
+    } else {
+        // A numeric literal holds no quote, so single quotes keep it as it is.
+        format!("'{value}'")
+    };
+    let mut out = Vec::with_capacity(text.len() + 2);
+    out.extend_from_slice(&text[..start]);
+    out.extend_from_slice(replacement.as_bytes());
+    out.extend_from_slice(&text[end..]);
+    Some(out)
 }
 
 /// YAML 1.1 (serde_yaml's libyaml) reads a raw NEL (U+0085) as a line break, exactly as a line
@@ -244,6 +312,13 @@ mod tests {
     #[test]
     fn reads_plain_scalars_as_serde_yaml_did() {
         let text = "a: yes\nb: 0755\nc: 1_000\nd: .inf\ne: 0x1F\nf: 1e3\n~: tilde\n<<: {m: 1}\ng: !!binary aGk=\nh: 1\nh: 2\n";
+        assert_eq!(
+            values("a: 1e400\nb: .inf\nc: [-.INF, 1e999, .NaN, x]\nd: -1e400\ne: &big 2e400\nf: *big\n"),
+            vec![(
+                1,
+                json!({"a": "1e400", "b": null, "c": [null, "1e999", null, "x"], "d": "-1e400", "e": "2e400", "f": "2e400"})
+            )]
+        );
         assert_eq!(
             values(text),
             vec![(
