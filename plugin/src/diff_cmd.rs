@@ -159,7 +159,8 @@ fn hand_lines(drift: &[&HandField]) -> String {
 }
 
 fn to_yaml(value: &Value) -> String {
-    serde_yaml::to_string(value).unwrap_or_else(|e| format!("# cannot print as YAML: {e}\n"))
+    gitops_shared::yaml::to_string(value)
+        .unwrap_or_else(|e| format!("# cannot print as YAML: {e}\n"))
 }
 
 /// Sets (or removes, for `None`) the value at an RFC 6901 pointer, creating maps on the way.

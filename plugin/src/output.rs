@@ -25,7 +25,7 @@ pub fn write_objects(
                 if i > 0 {
                     out.write_all(b"---\n")?;
                 }
-                let text = serde_yaml::to_string(object).map_err(std::io::Error::other)?;
+                let text = gitops_shared::yaml::to_string(object).map_err(std::io::Error::other)?;
                 out.write_all(text.as_bytes())?;
             }
         }

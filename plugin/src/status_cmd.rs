@@ -243,7 +243,7 @@ fn json_to(out: &mut dyn Write, value: &impl Serialize) -> std::io::Result<()> {
 }
 
 fn yaml_to(out: &mut dyn Write, value: &impl Serialize) -> std::io::Result<()> {
-    let text = serde_yaml::to_string(value).map_err(std::io::Error::other)?;
+    let text = gitops_shared::yaml::to_string(value).map_err(std::io::Error::other)?;
     out.write_all(text.as_bytes())
 }
 

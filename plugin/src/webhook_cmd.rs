@@ -223,18 +223,13 @@ pub fn manifests(args: &ManifestsArgs) -> Result<String, ManifestsError> {
     let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
     let mut objects: Vec<Value> = Vec::new();
     for (file, text) in BASE {
-        for document in serde_yaml::Deserializer::from_str(text) {
-            let value = <Value as serde::Deserialize>::deserialize(document).map_err(|e| {
-                ManifestsError::ParseManifest {
-                    file,
-                    message: e.to_string(),
-                }
-            })?;
-            if value.is_null() {
-                continue;
+        let documents = gitops_shared::yaml::documents(text.as_bytes()).map_err(|e| {
+            ManifestsError::ParseManifest {
+                file,
+                message: e.to_string(),
             }
-            objects.push(value);
-        }
+        })?;
+        objects.extend(documents.into_iter().map(|document| document.value));
         if *file == "service.yaml" {
             objects.push(json!({
                 "apiVersion": "v1",
@@ -298,10 +293,11 @@ pub fn manifests(args: &ManifestsArgs) -> Result<String, ManifestsError> {
             _ => {}
         }
         out.push_str("---\n");
-        let yaml = serde_yaml::to_string(&object).map_err(|e| ManifestsError::ParseManifest {
-            file: "(output)",
-            message: e.to_string(),
-        })?;
+        let yaml =
+            gitops_shared::yaml::to_string(&object).map_err(|e| ManifestsError::ParseManifest {
+                file: "(output)",
+                message: e.to_string(),
+            })?;
         out.push_str(&yaml);
     }
     Ok(out)
@@ -313,9 +309,10 @@ mod tests {
     use super::*;
 
     fn documents(text: &str) -> Vec<Value> {
-        serde_yaml::Deserializer::from_str(text)
-            .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
-            .filter(|v| !v.is_null())
+        gitops_shared::yaml::documents(text.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|document| document.value)
             .collect()
     }
 

@@ -55,18 +55,15 @@ fn kubectl_complete_script_answers_the_cobra_protocol() {
 fn krew_manifest_names_the_binary_and_the_completion_script() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/krew/gitops.yaml"))
         .expect("manifest");
-    let manifest: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    let manifest: serde_json::Value = gitops_shared::yaml::from_str(&text).expect("yaml");
     assert_eq!(manifest["kind"], "Plugin");
     assert_eq!(manifest["metadata"]["name"], "gitops");
     let version = format!("v{}", env!("CARGO_PKG_VERSION"));
     assert_eq!(manifest["spec"]["version"].as_str(), Some(version.as_str()));
-    for platform in manifest["spec"]["platforms"]
-        .as_sequence()
-        .expect("platforms")
-    {
+    for platform in manifest["spec"]["platforms"].as_array().expect("platforms") {
         assert_eq!(platform["bin"], "kubectl-gitops");
         let files: Vec<&str> = platform["files"]
-            .as_sequence()
+            .as_array()
             .expect("files")
             .iter()
             .filter_map(|f| f["from"].as_str())

@@ -178,7 +178,7 @@ impl AppFile {
             file: APP_FILE.to_owned(),
             message,
         };
-        let raw: RawAppFile = serde_yaml::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let raw: RawAppFile = crate::yaml::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
         let mut apps = BTreeMap::new();
         for (name, raw_app) in raw.apps {
             if !is_dns_label(&name) {

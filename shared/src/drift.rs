@@ -230,7 +230,6 @@ fn key_equal(element: Option<&Value>, wanted: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize as _;
     use serde_json::json;
 
     fn admission_object(name: &str) -> Value {
@@ -287,8 +286,10 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(path).expect("testdata");
-        serde_yaml::Deserializer::from_str(&text)
-            .map(|doc| Value::deserialize(doc).expect("yaml"))
+        crate::yaml::documents(text.as_bytes())
+            .expect("yaml")
+            .into_iter()
+            .map(|document| document.value)
             .collect()
     }
 

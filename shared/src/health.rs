@@ -469,7 +469,7 @@ mod tests {
 
     fn object_file(name: &str) -> Value {
         let text = std::fs::read_to_string(format!("{FIXTURES}/objects/{name}")).expect("fixture");
-        serde_yaml::from_str(&text).expect("yaml")
+        crate::yaml::from_str(&text).expect("yaml")
     }
 
     fn admission_object(name: &str) -> Value {

@@ -7,8 +7,14 @@ use std::process::Command;
 /// Runs `git args` in `dir` with a fixed author and no user or system configuration; its trimmed
 /// stdout. Panics with git's stderr when git fails.
 pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_with_env(dir, args, &[])
+}
+
+/// [`git`] with more environment variables, e.g. `GIT_COMMITTER_DATE`.
+pub fn git_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let output = Command::new("git")
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env("GIT_AUTHOR_NAME", "test")
         .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
@@ -79,6 +85,16 @@ impl Repo {
     pub fn commit(&self, message: &str) -> String {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Commits everything with `date` (a Git date such as `2026-01-01T00:00:00Z`) as author and
+    /// committer date; the new commit's full SHA. The SHA then depends only on the content and
+    /// the history, so golden tests can pin what a render stamps.
+    pub fn commit_dated(&self, message: &str, date: &str) -> String {
+        self.git(&["add", "-A"]);
+        let dates = [("GIT_AUTHOR_DATE", date), ("GIT_COMMITTER_DATE", date)];
+        git_with_env(&self.path, &["commit", "-q", "-m", message], &dates);
         self.git(&["rev-parse", "HEAD"])
     }
 

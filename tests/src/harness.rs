@@ -147,18 +147,21 @@ impl Cluster {
     fn rewritten_kubeconfig(
         &self,
         name: &str,
-        change: impl Fn(&mut serde_yaml::Mapping),
+        change: impl Fn(&mut serde_json::Map<String, Value>),
     ) -> PathBuf {
         let text = std::fs::read_to_string(&self.kubeconfig).expect("a readable kubeconfig");
-        let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
-        for entry in config["users"].as_sequence_mut().into_iter().flatten() {
-            if let Some(user) = entry["user"].as_mapping_mut() {
+        let mut config: Value = gitops_shared::yaml::from_str(&text).expect("kubeconfig YAML");
+        for entry in config["users"].as_array_mut().into_iter().flatten() {
+            if let Some(user) = entry["user"].as_object_mut() {
                 change(user);
             }
         }
         let path = self.dir.path().join(format!("{name}.kubeconfig"));
-        std::fs::write(&path, serde_yaml::to_string(&config).expect("YAML"))
-            .expect("write kubeconfig");
+        std::fs::write(
+            &path,
+            gitops_shared::yaml::to_string(&config).expect("YAML"),
+        )
+        .expect("write kubeconfig");
         path
     }
 

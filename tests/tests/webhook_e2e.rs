@@ -59,7 +59,6 @@ use gitops_e2e::harness::{
 };
 use gitops_test_support::address_in_log;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// The address the webhook listens on and the API server calls.
@@ -2275,10 +2274,8 @@ fn objects_made_with_kubectl_create_are_adopted_through_the_webhook() {
         _ => format!("{}s", kind.to_lowercase()),
     };
     let mut made = 0;
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let object: Value =
-            serde_json::to_value(serde_yaml::Value::deserialize(document).expect("yaml"))
-                .expect("json");
+    for document in gitops_shared::yaml::documents(text.as_bytes()).expect("yaml") {
+        let object = document.value;
         let (api_version, kind) = (
             object["apiVersion"].as_str().expect("apiVersion"),
             object["kind"].as_str().expect("kind"),

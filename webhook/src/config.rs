@@ -201,7 +201,8 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let raw: RawConfig =
+            gitops_shared::yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if raw.repositories.is_empty() {
             return Err(invalid(
                 "repositories: list at least one trusted repository (url and branch)".into(),

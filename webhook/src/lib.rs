@@ -18,8 +18,6 @@
 //! - Warm requests (commit facts and renders in memory) are decided on the event loop; anything
 //!   needing Git runs on a blocking thread under `decisionDeadline`.
 #![warn(missing_docs)]
-// `gitops_shared::Error` is large; closures that hand it through to be mapped are not hot paths.
-#![allow(clippy::result_large_err)]
 
 pub mod config;
 pub mod decision;

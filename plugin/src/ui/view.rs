@@ -104,7 +104,8 @@ fn yaml_of(object: &Value) -> String {
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.remove("managedFields");
     }
-    serde_yaml::to_string(&object).unwrap_or_else(|e| format!("# cannot print as YAML: {e}\n"))
+    gitops_shared::yaml::to_string(&object)
+        .unwrap_or_else(|e| format!("# cannot print as YAML: {e}\n"))
 }
 
 /// The page's data for an app whose report has its tree attached.

@@ -82,9 +82,9 @@ pub fn stderr(out: &Output) -> String {
 
 /// Parses multi-document YAML output into JSON values.
 pub fn documents(yaml: &str) -> Vec<serde_json::Value> {
-    use serde::Deserialize;
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|d| serde_json::Value::deserialize(d).expect("yaml document"))
-        .filter(|v| !v.is_null())
+    gitops_shared::yaml::documents(yaml.as_bytes())
+        .expect("yaml documents")
+        .into_iter()
+        .map(|document| document.value)
         .collect()
 }

@@ -47,11 +47,11 @@ pub fn check(tree: &FileTree, chart_dir: &str) -> Result<()> {
             continue;
         };
         let listed: ChartDependencies =
-            serde_yaml::from_slice(bytes).map_err(|e| Error::ParseManifest {
+            crate::yaml::from_slice(bytes).map_err(|e| Error::ParseManifest {
                 file: file.clone(),
                 document: 1,
-                line: e.location().map(|l| l.line()),
-                message: e.to_string(),
+                line: e.line,
+                message: e.message,
             })?;
         for dependency in listed.dependencies.unwrap_or_default() {
             if !is_vendored(tree, &charts_dir, &dependency.name) {
@@ -84,7 +84,7 @@ fn is_vendored(tree: &FileTree, charts_dir: &str, name: &str) -> bool {
             // charts/<folder>/Chart.yaml
             Some((folder, "Chart.yaml")) => {
                 folder == name
-                    || serde_yaml::from_slice::<ChartName>(bytes)
+                    || crate::yaml::from_slice::<ChartName>(bytes)
                         .ok()
                         .and_then(|c| c.name)
                         .is_some_and(|n| n == name)

@@ -463,7 +463,7 @@ mod tests {
             "app/main.jsonnet",
             "function(name, replicas) { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: name, labels: std.extVar('labels') }, spec: { replicas: replicas, paused: std.extVar('paused'), env: std.extVar('env') } }",
         )]);
-        let options: JsonnetOptions = serde_yaml::from_str(
+        let options: JsonnetOptions = crate::yaml::from_str(
             "tlas: {name: web, replicas: 3}\nextVars: {env: prod, paused: false, labels: {tier: front}}\n",
         )
         .expect("options");

@@ -1,6 +1,5 @@
 //! The plain renderer: YAML and JSON files under the app folder, read as they are.
 
-use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::appfile::APP_FILE;
@@ -52,15 +51,14 @@ pub fn parse_documents(file: &str, bytes: &[u8], is_json: bool) -> Result<Vec<Re
         push_document(&mut objects, file, 1, value);
         return Ok(objects);
     }
-    for (index, document) in serde_yaml::Deserializer::from_slice(bytes).enumerate() {
-        let number = index + 1;
-        let value = Value::deserialize(document).map_err(|e| Error::ParseManifest {
-            file: file.to_owned(),
-            document: number,
-            line: e.location().map(|l| l.line()),
-            message: strip_location(&e.to_string()),
-        })?;
-        push_document(&mut objects, file, number, value);
+    let documents = crate::yaml::documents(bytes).map_err(|e| Error::ParseManifest {
+        file: file.to_owned(),
+        document: e.document,
+        line: e.line,
+        message: e.message,
+    })?;
+    for document in documents {
+        push_document(&mut objects, file, document.number, document.value);
     }
     Ok(objects)
 }
@@ -101,14 +99,6 @@ pub(crate) fn push_document(
         },
         object: value,
     });
-}
-
-/// serde_yaml appends " at line L column C"; the line is reported on its own.
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ pub fn render(
 }
 
 fn parse_values(file: &str, bytes: &[u8]) -> Result<Value> {
-    let value: Value = serde_yaml::from_slice(bytes).map_err(|e| Error::ValuesFile {
+    let value: Value = crate::yaml::from_slice(bytes).map_err(|e| Error::ValuesFile {
         file: file.to_owned(),
         message: e.to_string(),
     })?;
@@ -180,8 +180,7 @@ fn parse_error_line(message: &str) -> Option<usize> {
 }
 
 fn to_yaml(value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
-    let text =
-        serde_yaml::to_string(value).map_err(|e| tera::Error::msg(format!("to_yaml: {e}")))?;
+    let text = crate::yaml::to_string(value).map_err(|e| tera::Error::chain("to_yaml", e))?;
     Ok(tera::Value::from(text.trim_end_matches('\n')))
 }
 

@@ -352,7 +352,7 @@ impl Shared {
         body: &[u8],
         user: &User,
     ) -> Response {
-        let applied: Value = match serde_yaml::from_slice(body) {
+        let applied: Value = match gitops_shared::yaml::from_slice(body) {
             Ok(applied) => applied,
             Err(error) => return bad_request(&error),
         };

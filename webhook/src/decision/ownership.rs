@@ -15,16 +15,16 @@ pub(super) fn check_owner(
     create: bool,
     branch: &str,
     facts: &dyn GitFacts,
-) -> Result<(), Denial> {
+) -> Result<(), Box<Denial>> {
     // The path written the one way the plugin writes it, so `./apps/web` cannot mint a fresh
     // render per spelling.
     match normalize_path(&claim.path) {
         Ok(path) if path == claim.path => {}
         _ => {
-            return Err(Denial::PathNotNormal {
+            return Err(Box::new(Denial::PathNotNormal {
                 key: key.clone(),
                 path: claim.path.clone(),
-            })
+            }))
         }
     }
     match facts.owners(key).as_slice() {
@@ -32,24 +32,24 @@ pub(super) fn check_owner(
             let same_binding =
                 old_claim.is_some_and(|o| o.app == claim.app && o.path == claim.path);
             if create || !same_binding {
-                return Err(Denial::NoOwner {
+                return Err(Box::new(Denial::NoOwner {
                     key: key.clone(),
                     branch: branch.to_owned(),
-                });
+                }));
             }
             Ok(())
         }
         [owner]
             if owner.repo != claim.repo || owner.app != claim.app || owner.path != claim.path =>
         {
-            Err(Denial::WrongOwner {
+            Err(Box::new(Denial::WrongOwner {
                 key: key.clone(),
                 owner_app: owner.app.clone(),
                 owner_path: owner.path.clone(),
                 app: claim.app.clone(),
                 path: claim.path.clone(),
                 branch: branch.to_owned(),
-            })
+            }))
         }
         [_] => Ok(()),
         several => {
@@ -57,11 +57,11 @@ pub(super) fn check_owner(
                 .iter()
                 .map(|o| format!("{} (path {})", o.app, o.path))
                 .collect();
-            Err(Denial::SeveralOwners {
+            Err(Box::new(Denial::SeveralOwners {
                 key: key.clone(),
                 apps: apps.join(", "),
                 branch: branch.to_owned(),
-            })
+            }))
         }
     }
 }

@@ -14,18 +14,18 @@ pub(super) fn check_revision(
     branch: &str,
     facts: &dyn GitFacts,
     window: Window,
-) -> Result<Option<Provenance>, Denial> {
+) -> Result<Option<Provenance>, Box<Denial>> {
     let key = || key.clone();
     if claim.revision.len() != 40 || !claim.revision.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Denial::NotAFullCommit {
+        return Err(Box::new(Denial::NotAFullCommit {
             key: key(),
             revision: claim.revision.clone(),
-        });
+        }));
     }
     match facts.locate(&claim.repo, &claim.revision, window) {
         Ok(CommitPlace::OnBranch) => {}
         Ok(CommitPlace::Unknown(freshness)) => {
-            return Err(Denial::UnknownCommit {
+            return Err(Box::new(Denial::UnknownCommit {
                 key: key(),
                 commit: claim.revision.clone(),
                 repo: claim.repo.clone(),
@@ -34,23 +34,23 @@ pub(super) fn check_revision(
                     Freshness::Fetched => "fetched just now, still unknown".to_owned(),
                     other => other.clause(),
                 },
-            })
+            }))
         }
         Ok(CommitPlace::NotOnBranch) => {
-            return Err(Denial::NotOnBranch {
+            return Err(Box::new(Denial::NotOnBranch {
                 key: key(),
                 commit: claim.revision.clone(),
                 repo: claim.repo.clone(),
                 branch: branch.to_owned(),
-            })
+            }))
         }
         Err(error) => {
-            return Err(Denial::CommitUncheckable {
+            return Err(Box::new(Denial::CommitUncheckable {
                 key: key(),
                 commit: claim.revision.clone(),
                 repo: claim.repo.clone(),
                 error: error.to_string(),
-            })
+            }))
         }
     }
     let old_claim = old
@@ -63,19 +63,19 @@ pub(super) fn check_revision(
         match facts.head(&claim.repo) {
             Ok(head) if head == claim.revision => {}
             Ok(head) => {
-                return Err(Denial::NotTheHead {
+                return Err(Box::new(Denial::NotTheHead {
                     key: key(),
                     commit: claim.revision.clone(),
                     head,
                     branch: branch.to_owned(),
-                })
+                }))
             }
             Err(error) => {
-                return Err(Denial::HeadUnreadable {
+                return Err(Box::new(Denial::HeadUnreadable {
                     key: key(),
                     branch: branch.to_owned(),
                     error: error.to_string(),
-                })
+                }))
             }
         }
     }
@@ -83,20 +83,20 @@ pub(super) fn check_revision(
         match facts.is_ancestor(&claim.repo, &old_claim.revision, &claim.revision) {
             Ok(true) => {}
             Ok(false) => {
-                return Err(Denial::Rollback {
+                return Err(Box::new(Denial::Rollback {
                     key: key(),
                     commit: claim.revision.clone(),
                     current: old_claim.revision.clone(),
                     branch: branch.to_owned(),
-                })
+                }))
             }
             Err(error) => {
-                return Err(Denial::AncestryUncheckable {
+                return Err(Box::new(Denial::AncestryUncheckable {
                     key: key(),
                     current: old_claim.revision.clone(),
                     commit: claim.revision.clone(),
                     error: error.to_string(),
-                })
+                }))
             }
         }
     }

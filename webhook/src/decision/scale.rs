@@ -81,7 +81,7 @@ pub(super) fn decide_scale(
         Some(parent) => parent,
         None => match live_parent_declaration(request, name, config, facts, live_parent) {
             Ok(parent) => parent,
-            Err(decision) => return decision,
+            Err(decision) => return *decision,
         },
     };
     let parent_key = ObjectKey::of(&parent.object).unwrap_or_default_key();
@@ -123,7 +123,7 @@ fn live_parent_declaration(
     config: &Config,
     facts: &dyn GitFacts,
     live_parent: Option<&LiveParent>,
-) -> Result<HeadDeclaration, Decision> {
+) -> Result<HeadDeclaration, Box<Decision>> {
     let target = ScaleParentRef {
         group: request.resource.group.clone(),
         version: request.resource.version.clone(),
@@ -133,20 +133,22 @@ fn live_parent_declaration(
     };
     let parent = match live_parent {
         // Not read: the webhook has no API access (a documented limitation) or nothing to read.
-        None => return Err(Decision::allow("scale of an unmanaged object")),
+        None => return Err(Box::new(Decision::allow("scale of an unmanaged object"))),
         Some(LiveParent::Absent) => {
-            return Err(Decision::allow("scale of an object that does not exist"))
+            return Err(Box::new(Decision::allow(
+                "scale of an object that does not exist",
+            )))
         }
         Some(LiveParent::Unreadable(reason)) => {
-            return Err(Decision::deny(Denial::ScaleParentUnreadable {
+            return Err(Box::new(Decision::deny(Denial::ScaleParentUnreadable {
                 target: target.to_string(),
                 reason: reason.clone(),
-            }))
+            })))
         }
         Some(LiveParent::Found(parent)) => parent,
     };
     if !is_managed(parent) {
-        return Err(Decision::allow("scale of an unmanaged object"));
+        return Err(Box::new(Decision::allow("scale of an unmanaged object")));
     }
     let key = ObjectKey::of(parent).unwrap_or_else(|| ObjectKey {
         group: target.group.clone(),
@@ -158,10 +160,13 @@ fn live_parent_declaration(
     let provenance = trusted_claim(parent, config);
     match declared_at_head(&key, provenance.as_ref(), config, facts) {
         Ok(Some(head)) => Ok(head),
-        Ok(None) => Err(Decision::allow(
+        Ok(None) => Err(Box::new(Decision::allow(
             "scale of an object no trusted branch head declares",
-        )),
-        Err(reason) => Err(Decision::deny(Denial::ScaleHeadUnreadable { key, reason })),
+        ))),
+        Err(reason) => Err(Box::new(Decision::deny(Denial::ScaleHeadUnreadable {
+            key,
+            reason,
+        }))),
     }
 }
 

@@ -65,7 +65,7 @@ pub(super) fn decide_write(
     };
     let old_claim = match check_revision(&key, &claim, old, config, branch, facts, window) {
         Ok(old_claim) => old_claim,
-        Err(denial) => return Decision::deny(denial),
+        Err(denial) => return Decision::deny(*denial),
     };
     // Rule 6: the app's inventory, at a commit that checked out above.
     if inventory::is_inventory(&key, new) {
@@ -91,7 +91,7 @@ pub(super) fn decide_write(
         branch,
         facts,
     ) {
-        return Decision::deny(denial);
+        return Decision::deny(*denial);
     }
     let app_claim = AppClaim {
         app: claim.app.clone(),
