@@ -16,7 +16,7 @@ use gitops_shared::render::{render_app, RenderOptions, Rendered};
 use gitops_shared::scope::{BuiltinScope, Scope as _};
 use serde_json::Value;
 
-use crate::cluster::{ApiResource, ClusterArgs, ClusterError, Discovery, Rest};
+use crate::cluster::{ClusterArgs, ClusterError, Discovery, Rest, ServedResource};
 use crate::inventory::Inventory;
 use crate::source::{ResolvedSource, SourceArgs, SourceError};
 
@@ -164,7 +164,7 @@ impl AppState {
     }
 
     /// The ConfigMap resource (for the parent).
-    pub fn configmaps(&self) -> Result<&ApiResource, ClusterError> {
+    pub fn configmaps(&self) -> Result<&ServedResource, ClusterError> {
         self.discovery.resource("v1", "ConfigMap")
     }
 
@@ -188,11 +188,11 @@ impl AppState {
         self.inventory = self.parent.as_ref().map(Inventory::from_parent);
 
         // One LIST per resource and namespace that declared objects or members live in.
-        let mut collections: BTreeMap<String, (ApiResource, Option<String>)> = BTreeMap::new();
-        let mut add = |resource: &ApiResource, namespace: &str| {
+        let mut collections: BTreeMap<String, (ServedResource, Option<String>)> = BTreeMap::new();
+        let mut add = |resource: &ServedResource, namespace: &str| {
             let ns = resource.namespaced.then(|| namespace.to_owned());
             collections
-                .entry(resource.collection(ns.as_deref()))
+                .entry(resource.collection_url(ns.as_deref().unwrap_or_default()))
                 .or_insert_with(|| (resource.clone(), ns));
         };
         // Hooks' collections too: a hook's previous runs are deleted before it runs again.
@@ -222,7 +222,7 @@ impl AppState {
             }
         }
         // Declared objects that exist without our labels (made by hand, or by another tool).
-        let missing: Vec<(ObjectKey, ApiResource)> = self
+        let missing: Vec<(ObjectKey, ServedResource)> = self
             .rendered
             .objects
             .iter()

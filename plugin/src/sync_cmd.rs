@@ -847,7 +847,7 @@ fn with_resource_version(object: &Value, version: &str) -> Value {
 /// Deployment's status after `kubectl set image`), it is read again and the rewrite retried.
 async fn take_over_fields(
     state: &AppState,
-    resource: &crate::cluster::ApiResource,
+    resource: &crate::cluster::ServedResource,
     key: &ObjectKey,
     live: &Value,
 ) -> anyhow::Result<Option<String>> {
