@@ -7,7 +7,7 @@
 //! behind the [`Client`] and check what kube sends. What is ours: the index of what is served,
 //! waiting out 429s, and error messages that name the object.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -325,6 +325,9 @@ pub struct Rest {
     pub client: Client,
 }
 
+/// Items per page of a metadata-only LIST ([`Rest::names`]).
+const PAGE: u32 = 500;
+
 /// How many times a request answered 429 is sent again.
 const TOO_MANY_RETRIES: usize = 5;
 
@@ -429,6 +432,33 @@ impl Rest {
                 key: format!("{} ({key})", resource.api.kind),
                 source: RequestFailure(source),
             })
+    }
+
+    /// The names of every object in a collection (in `namespace` when namespaced), from
+    /// metadata-only LISTs of at most [`PAGE`] items each: what exists, without the objects.
+    pub async fn names(
+        &self,
+        resource: &ServedResource,
+        namespace: &str,
+    ) -> Result<HashSet<String>, ClusterError> {
+        let api = self.api(resource, namespace);
+        let key = api.resource_url().to_owned();
+        let mut names = HashSet::new();
+        let mut params = ListParams::default().limit(PAGE);
+        loop {
+            let page = patiently(&key, || api.list_metadata(&params))
+                .await
+                .map_err(|source| ClusterError::Request {
+                    verb: "list",
+                    key: format!("{} ({key})", resource.api.kind),
+                    source: RequestFailure(source),
+                })?;
+            names.extend(page.items.into_iter().filter_map(|o| o.metadata.name));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(names),
+            }
+        }
     }
 
     /// Server-side apply of `object` with field manager `kubectl-gitops`.

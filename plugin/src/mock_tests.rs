@@ -828,3 +828,71 @@ async fn an_apply_answered_429_is_retried_at_most_five_times() {
         .count();
     assert_eq!(settings, 1 + 5);
 }
+
+/// Issue 13: a first sync of many objects asks which exist with one metadata-only LIST per
+/// collection, and reads only those, instead of a GET per object.
+#[tokio::test]
+async fn many_missing_objects_are_looked_up_with_one_metadata_list() {
+    let (dir, _) = repo();
+    let mut text = String::new();
+    for i in 0..10 {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-{i}\ndata:\n  i: \"{i}\"\n"
+        ));
+    }
+    std::fs::write(dir.path().join("app/many.yaml"), text).expect("write");
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-q", "-m", "ten more"]);
+    let (code, seen) = run_sync(dir.path(), |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        match (seen.method.as_str(), seen.uri.as_str()) {
+            ("GET", "/api/v1/namespaces/shop/configmaps?&limit=500") => (
+                200,
+                // One made by hand, one that is no declared object.
+                json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": {},
+                    "items": [
+                        {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": {"name": "config-3", "namespace": "shop"}},
+                        {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": {"name": "kube-root-ca.crt", "namespace": "shop"}}
+                    ]}),
+            ),
+            ("GET", "/api/v1/namespaces/shop/configmaps/config-3") => (
+                200,
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "config-3", "namespace": "shop", "resourceVersion": "7"},
+                    "data": {"i": "3"}}),
+            ),
+            ("GET", uri) if uri.contains("labelSelector") => (200, json!({"items": []})),
+            ("GET", _) => not_found(),
+            ("POST", _) => (201, json!({})),
+            _ => (200, seen.body.clone()),
+        }
+    })
+    .await;
+    assert_eq!(code, 0);
+    let reads: Vec<String> = seen
+        .iter()
+        .filter(|s| s.method == "GET" && s.uri != "/api" && s.uri != "/apis")
+        .filter(|s| !s.uri.contains("labelSelector") && !s.uri.ends_with("/gitops-app"))
+        .map(Seen::line)
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            // Eleven ConfigMaps missing: one LIST says which exist; the one Namespace is read
+            // with a GET, as is the one ConfigMap that exists.
+            "GET /api/v1/namespaces/shop/configmaps?&limit=500",
+            "GET /api/v1/namespaces/shop",
+            "GET /api/v1/namespaces/shop/configmaps/config-3",
+        ],
+    );
+    let list = seen
+        .iter()
+        .find(|s| s.uri.ends_with("?&limit=500"))
+        .expect("the metadata list");
+    assert!(
+        list.accept.contains("as=PartialObjectMetadataList"),
+        "{list:?}"
+    );
+}
