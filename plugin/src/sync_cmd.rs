@@ -282,13 +282,23 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
     let plan = Plan::of(&state.rendered.objects, &state.hooks, |key| {
         phase_of(key, &custom, &state.discovery)
     })?;
+    // The objects a sync leaves as they are, worked out once: the preflight, the hooks' decision
+    // and every apply ask, and each answer compares the whole object and its managedFields.
+    let settled: HashSet<ObjectKey> = state
+        .rendered
+        .objects
+        .iter()
+        .filter(|o| unchanged(&state, &o.key(), &o.object, false))
+        .map(|o| o.key())
+        .collect();
+    let skips = |key: &ObjectKey| !args.force && settled.contains(key);
     if dry_run.is_none() {
         let first = (0..PHASES).find_map(|phase| {
             // An object to adopt is left out: its apply follows a rewrite of its managedFields,
             // which a dry run cannot show.
             state.rendered.objects.iter().find(|o| {
                 phase_of(&o.key(), &custom, &state.discovery) == phase
-                    && !unchanged(&state, &o.key(), &o.object, args.force)
+                    && !skips(&o.key())
                     && !state.live.get(&o.key()).is_some_and(adopts)
             })
         });
@@ -315,7 +325,7 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             .rendered
             .objects
             .iter()
-            .any(|o| !unchanged(&state, &o.key(), &o.object, false))
+            .any(|o| !settled.contains(&o.key()))
         || (args.prune && previous.members.difference(&desired_keys).next().is_some());
     let run_hooks = dry_run.is_none() && applies_something;
     let deadline = Instant::now() + args.timeout;
@@ -332,8 +342,16 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
     };
     for key in &early {
         if let Some(object) = state.rendered.objects.iter().find(|o| o.key() == *key) {
-            let outcome =
-                apply_one(&state, key, &object.object, args, dry_run, server_dry_run).await;
+            let outcome = apply_one(
+                &state,
+                key,
+                &object.object,
+                skips(key),
+                args,
+                dry_run,
+                server_dry_run,
+            )
+            .await;
             if matches!(outcome, Outcome::Failed(_)) {
                 stop = Some(Stop::Failed(format!("{key} did not apply")));
             }
@@ -402,8 +420,16 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             let state_ref = &state;
             let results: Vec<(ObjectKey, Outcome)> = stream::iter(batch.clone())
                 .map(|(key, object)| async move {
-                    let outcome =
-                        apply_one(state_ref, &key, &object, args, dry_run, server_dry_run).await;
+                    let outcome = apply_one(
+                        state_ref,
+                        &key,
+                        &object,
+                        skips(&key),
+                        args,
+                        dry_run,
+                        server_dry_run,
+                    )
+                    .await;
                     (key, outcome)
                 })
                 .buffer_unordered(APPLY_CONCURRENCY)
@@ -703,15 +729,17 @@ async fn write_parent(
     Ok(())
 }
 
+/// Applies one object; `skip` when it is unchanged (see [`unchanged`]) and not forced.
 async fn apply_one(
     state: &AppState,
     key: &ObjectKey,
     object: &Value,
+    skip: bool,
     args: &SyncArgs,
     dry_run: Option<DryRunMode>,
     server_dry_run: DryRun,
 ) -> Outcome {
-    if unchanged(state, key, object, args.force) {
+    if skip {
         return Outcome::Unchanged;
     }
     let live = state.live.get(key);
