@@ -272,6 +272,8 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
     // Written once Namespaces exist (after phase 0), before any other object is applied.
     let mut pre_write =
         dry_run.is_none() && (state.parent.is_none() || inventory.members != previous.members);
+    // The inventory the cluster holds: the parent read, until the sync writes one.
+    let mut in_cluster = state.parent.as_ref().map(Inventory::from_parent);
 
     // Plan and apply, phase by phase, wave by wave.
     let custom: HashSet<(String, String)> =
@@ -377,6 +379,7 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             inventory.synced_at = now_rfc3339();
             inventory.synced_by = who(&state, &mut user).await;
             write_parent(&state, &inventory, &app, &namespace, &applyset).await?;
+            in_cluster = Some(inventory.clone());
             pre_write = false;
         }
         if phase == 1 {
@@ -418,19 +421,19 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
                 })
                 .collect();
             let state_ref = &state;
-            let results: Vec<(ObjectKey, Outcome)> = stream::iter(batch.clone())
+            let results: Vec<(ObjectKey, Outcome)> = stream::iter(&batch)
                 .map(|(key, object)| async move {
                     let outcome = apply_one(
                         state_ref,
-                        &key,
-                        &object,
-                        skips(&key),
+                        key,
+                        object,
+                        skips(key),
                         args,
                         dry_run,
                         server_dry_run,
                     )
                     .await;
-                    (key, outcome)
+                    (key.clone(), outcome)
                 })
                 .buffer_unordered(APPLY_CONCURRENCY)
                 .collect()
@@ -600,11 +603,11 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
         final_inventory.path = state.rendered.provenance.path.clone();
         final_inventory.revision = revision.clone();
     }
-    let written = state.parent.as_ref().map(Inventory::from_parent);
-    let unchanged_parent = written
+    // A first sync that changed nothing since its early write (the same members, revision and
+    // hooks) does not write the parent again.
+    let unchanged_parent = in_cluster
         .as_ref()
-        .is_some_and(|w| w.same_content(&final_inventory))
-        && inventory.same_content(&final_inventory);
+        .is_some_and(|w| w.same_content(&final_inventory));
     if dry_run.is_none() && !unchanged_parent {
         final_inventory.synced_at = now_rfc3339();
         final_inventory.synced_by = who(&state, &mut user).await;
