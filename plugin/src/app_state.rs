@@ -3,8 +3,9 @@
 //! last sync recorded, and any other object labelled as a member of the app's ApplySet.
 //!
 //! Live objects are read with one LIST per resource and namespace (label selector on the ApplySet
-//! id), plus a GET for each declared object the lists did not return, so a large unchanged app
-//! costs a handful of requests.
+//! id), plus a GET for each declared object the lists did not return that exists (where many are
+//! missing, one metadata-only LIST per collection says which), so a large unchanged app and a
+//! large new one each cost a handful of requests.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -16,7 +17,7 @@ use gitops_shared::render::{render_app, RenderOptions, Rendered};
 use gitops_shared::scope::{BuiltinScope, Scope as _};
 use serde_json::Value;
 
-use crate::cluster::{ApiResource, ClusterArgs, ClusterError, Discovery, Rest};
+use crate::cluster::{ClusterArgs, ClusterError, Discovery, Rest, ServedResource};
 use crate::inventory::Inventory;
 use crate::source::{ResolvedSource, SourceArgs, SourceError};
 
@@ -164,7 +165,7 @@ impl AppState {
     }
 
     /// The ConfigMap resource (for the parent).
-    pub fn configmaps(&self) -> Result<&ApiResource, ClusterError> {
+    pub fn configmaps(&self) -> Result<&ServedResource, ClusterError> {
         self.discovery.resource("v1", "ConfigMap")
     }
 
@@ -188,11 +189,11 @@ impl AppState {
         self.inventory = self.parent.as_ref().map(Inventory::from_parent);
 
         // One LIST per resource and namespace that declared objects or members live in.
-        let mut collections: BTreeMap<String, (ApiResource, Option<String>)> = BTreeMap::new();
-        let mut add = |resource: &ApiResource, namespace: &str| {
+        let mut collections: BTreeMap<String, (ServedResource, Option<String>)> = BTreeMap::new();
+        let mut add = |resource: &ServedResource, namespace: &str| {
             let ns = resource.namespaced.then(|| namespace.to_owned());
             collections
-                .entry(resource.collection(ns.as_deref()))
+                .entry(resource.collection_url(ns.as_deref().unwrap_or_default()))
                 .or_insert_with(|| (resource.clone(), ns));
         };
         // Hooks' collections too: a hook's previous runs are deleted before it runs again.
@@ -221,17 +222,49 @@ impl AppState {
                 }
             }
         }
-        // Declared objects that exist without our labels (made by hand, or by another tool).
-        let missing: Vec<(ObjectKey, ApiResource)> = self
-            .rendered
-            .objects
-            .iter()
-            .filter(|o| !live.contains_key(&o.key()))
-            .filter_map(|o| {
-                let resource = self.discovery.resource_of(&o.object).ok()?.clone();
-                Some((o.key(), resource))
-            })
-            .collect();
+        // Declared objects that exist without our labels (made by hand, or by another tool), or
+        // not at all. Where many are missing from one collection (a first sync), one metadata-only
+        // LIST says which exist, so only those are read: 1,000 new objects cost a request, not
+        // 1,000 GETs. A collection the user may not list is read object by object.
+        let mut missing: BTreeMap<String, (ServedResource, String, Vec<ObjectKey>)> =
+            BTreeMap::new();
+        for object in &self.rendered.objects {
+            let key = object.key();
+            if live.contains_key(&key) {
+                continue;
+            }
+            if let Ok(resource) = self.discovery.resource_of(&object.object) {
+                missing
+                    .entry(resource.collection_url(&key.namespace))
+                    .or_insert_with(|| (resource.clone(), key.namespace.clone(), Vec::new()))
+                    .2
+                    .push(key);
+            }
+        }
+        let mut to_read: Vec<(ObjectKey, ServedResource)> = Vec::new();
+        for (resource, namespace, keys) in missing.into_values() {
+            let existing = if keys.len() > CONCURRENCY {
+                match rest.names(&resource, &namespace).await {
+                    Ok(names) => Some(names),
+                    Err(error) => {
+                        tracing::debug!(%error, "cannot list names; reading each object");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            to_read.extend(
+                keys.into_iter()
+                    .filter(|k| {
+                        existing
+                            .as_ref()
+                            .is_none_or(|names| names.contains(&k.name))
+                    })
+                    .map(|k| (k, resource.clone())),
+            );
+        }
+        let missing = to_read;
         let found: Vec<Result<Option<Value>, ClusterError>> = stream::iter(missing.iter())
             .map(|(key, resource)| rest.get(resource, &key.namespace, &key.name))
             .buffer_unordered(CONCURRENCY)

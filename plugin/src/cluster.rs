@@ -1,27 +1,30 @@
 //! Cluster access like kubectl: `--kubeconfig`, `--context`, `-n/--namespace`, `KUBECONFIG`,
-//! in-cluster config; discovery of which resource serves each group/version/kind; and the few REST
-//! calls the commands make (get, list by label, server-side apply, delete).
+//! in-cluster config; discovery of which resource serves each group/version/kind; and the few
+//! calls the commands make (get, list by label, server-side apply, create, delete).
 //!
-//! Requests are plain REST paths sent through [`kube::Client`], so unit tests can put a
-//! `tower_test` mock behind the client and check every method, path, query and body.
+//! All of it is kube's: [`kube::discovery::Discovery`] (aggregated, two requests) and
+//! `Api<DynamicObject>` build every URL, query and body, so unit tests put a `tower_test` mock
+//! behind the [`Client`] and check what kube sends. What is ours: the index of what is served,
+//! waiting out 429s, and error messages that name the object.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use gitops_shared::object::{group_of, ObjectKey};
+use gitops_shared::provenance::FIELD_MANAGER;
 use gitops_shared::scope::Scope;
-use http::{Method, Request};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
-use kube::api::{Api, DynamicObject, PartialObjectMeta, Patch, PatchParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, PartialObjectMeta, Patch, PatchParams, PostParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::{ApiGroup, Scope as ResourceScope};
 use kube::{Client, Config};
 use serde_json::Value;
-
-/// Accept header asking for aggregated discovery (one request per root), falling back to the
-/// legacy documents on servers that do not serve it.
-const AGGREGATED: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
 
 /// Flags that pick the cluster, like kubectl's.
 #[derive(Debug, Clone, Args)]
@@ -50,15 +53,10 @@ pub enum ClusterError {
     /// The client could not be built from the config.
     #[error("cannot build a Kubernetes client")]
     Client(#[source] kube::Error),
-    /// A discovery document could not be fetched or read.
-    #[error("discovery failed at {path}")]
-    Discovery {
-        /// The document's path.
-        path: String,
-        /// What went wrong.
-        #[source]
-        source: kube::Error,
-    },
+    /// Discovery (`/api`, `/apis` and, on servers without aggregated discovery, each group
+    /// version) failed.
+    #[error("discovery failed")]
+    Discovery(#[source] kube::Error),
     /// The cluster serves no resource for a kind.
     #[error(
         "the cluster serves no resource for kind {kind} in {api_version} (is its CRD installed?)"
@@ -74,7 +72,7 @@ pub enum ClusterError {
     Request {
         /// What was being done (`get`, `apply`, `delete`, `list`).
         verb: &'static str,
-        /// Which object (or `Kind in namespace` for a list).
+        /// Which object (`Kind/namespace/name`), or which collection for a list.
         key: String,
         /// What went wrong.
         #[source]
@@ -134,7 +132,7 @@ impl ClusterArgs {
             cluster: None,
             user: None,
         };
-        let config = match (&self.kubeconfig, &self.context) {
+        let mut config = match (&self.kubeconfig, &self.context) {
             (Some(path), _) => {
                 let file = Kubeconfig::read_from(path).map_err(ClusterError::Kubeconfig)?;
                 Config::from_custom_kubeconfig(file, &options)
@@ -146,6 +144,9 @@ impl ClusterArgs {
                 .map_err(ClusterError::Kubeconfig)?,
             (None, None) => Config::infer().await.map_err(ClusterError::Infer)?,
         };
+        // 429s are waited out here ([`patiently`]), at most TOO_MANY_RETRIES times; kube's own
+        // retry layer (15 tries, and also on 503/504) would multiply that.
+        config.default_retry = false;
         let namespace = self
             .namespace
             .clone()
@@ -156,58 +157,57 @@ impl ClusterArgs {
     }
 }
 
-/// One served resource.
+/// One served resource: kube's [`kube::api::ApiResource`] (what `Api<DynamicObject>` needs to
+/// build URLs) and its scope, which kube keeps apart in its capabilities.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiResource {
-    /// API group (empty for core).
-    pub group: String,
-    /// Version.
-    pub version: String,
-    /// Kind.
-    pub kind: String,
-    /// The plural resource name in URLs.
-    pub plural: String,
+pub struct ServedResource {
+    /// Group, version, kind and plural.
+    pub api: kube::api::ApiResource,
     /// Whether objects live in namespaces.
     pub namespaced: bool,
 }
 
-impl ApiResource {
+impl ServedResource {
     /// `v1` or `group/version`.
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+    pub fn api_version(&self) -> &str {
+        &self.api.api_version
     }
 
-    /// The collection URL, in `namespace` when namespaced.
-    pub fn collection(&self, namespace: Option<&str>) -> String {
-        let base = if self.group.is_empty() {
-            format!("/api/{}", self.version)
-        } else {
-            format!("/apis/{}/{}", self.group, self.version)
-        };
-        match namespace {
-            Some(ns) if self.namespaced && !ns.is_empty() => {
-                format!("{base}/namespaces/{ns}/{}", self.plural)
-            }
-            _ => format!("{base}/{}", self.plural),
-        }
+    /// The object's kind.
+    pub fn kind(&self) -> &str {
+        &self.api.kind
     }
 
-    /// One object's URL.
-    pub fn object_url(&self, namespace: &str, name: &str) -> String {
-        format!("{}/{name}", self.collection(Some(namespace)))
+    /// The collection's URL path, in `namespace` when namespaced (for naming a collection, as
+    /// watches and lists are keyed).
+    pub fn collection_url(&self, namespace: &str) -> String {
+        let ns = (self.namespaced && !namespace.is_empty()).then_some(namespace);
+        <DynamicObject as kube::Resource>::url_path(&self.api, ns)
+    }
+
+    /// An object's key, for messages.
+    fn key(&self, namespace: &str, name: &str) -> String {
+        ObjectKey {
+            group: self.api.group.clone(),
+            kind: self.api.kind.clone(),
+            namespace: if self.namespaced {
+                namespace.to_owned()
+            } else {
+                String::new()
+            },
+            name: name.to_owned(),
+        }
+        .to_string()
     }
 }
 
-/// What the cluster serves: group/version/kind → resource.
+/// What the cluster serves, indexed by group/version/kind and by group/kind.
 #[derive(Debug, Clone, Default)]
 pub struct Discovery {
-    by_gvk: HashMap<(String, String, String), ApiResource>,
-    /// Preferred resource per group/kind (the first version the server lists).
-    by_gk: HashMap<(String, String), ApiResource>,
+    by_gvk: HashMap<(String, String, String), ServedResource>,
+    /// The resource to use for a group/kind when no version is named (inventory entries): the
+    /// group's preferred version, else the most stable one serving the kind.
+    by_gk: HashMap<(String, String), ServedResource>,
 }
 
 impl Scope for Discovery {
@@ -219,151 +219,62 @@ impl Scope for Discovery {
 }
 
 impl Discovery {
-    /// Reads aggregated discovery from `/api` and `/apis`, falling back to the per-version
-    /// documents on servers without it.
+    /// Runs kube's aggregated discovery (two requests: `/apis`, `/api`), falling back to its
+    /// per-group-version discovery on servers without aggregated discovery (kube then reads
+    /// an empty `APIGroupDiscoveryList`: no core group).
     pub async fn fetch(client: &Client) -> Result<Discovery, ClusterError> {
-        let mut discovery = Discovery::default();
-        for root in ["/api", "/apis"] {
-            let doc = get_json(client, root, AGGREGATED).await?;
-            match doc.get("kind").and_then(Value::as_str) {
-                Some("APIGroupDiscoveryList") => discovery.add_aggregated(&doc),
-                Some("APIVersions") => {
-                    for version in strings(doc.get("versions")) {
-                        let path = format!("/api/{version}");
-                        let list = get_json(client, &path, "application/json").await?;
-                        discovery.add_resource_list("", &version, &list);
-                    }
-                }
-                _ => {
-                    for group in doc
-                        .get("groups")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        let name = group
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default();
-                        let preferred = group
-                            .get("preferredVersion")
-                            .and_then(|p| p.get("version"))
-                            .and_then(Value::as_str);
-                        let mut versions: Vec<String> = group
-                            .get("versions")
-                            .and_then(Value::as_array)
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|v| {
-                                v.get("version").and_then(Value::as_str).map(str::to_owned)
-                            })
-                            .collect();
-                        versions.sort_by_key(|v| Some(v.as_str()) != preferred);
-                        for version in versions {
-                            let path = format!("/apis/{name}/{version}");
-                            let list = get_json(client, &path, "application/json").await?;
-                            discovery.add_resource_list(name, &version, &list);
-                        }
-                    }
-                }
-            }
-        }
+        let aggregated = kube::discovery::Discovery::new(client.clone())
+            .run_aggregated()
+            .await
+            .map_err(ClusterError::Discovery)?;
+        let found = if aggregated.has_group(ApiGroup::CORE_GROUP) {
+            aggregated
+        } else {
+            tracing::debug!("no aggregated discovery; asking each group version");
+            kube::discovery::Discovery::new(client.clone())
+                .run()
+                .await
+                .map_err(ClusterError::Discovery)?
+        };
+        let discovery = Discovery::index(found.groups());
         tracing::debug!(kinds = discovery.by_gk.len(), "discovered");
         Ok(discovery)
     }
 
-    /// Adds an `APIGroupDiscoveryList` (aggregated discovery v2).
-    pub fn add_aggregated(&mut self, doc: &Value) {
-        for group in doc
-            .get("items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = group
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            for version in group
-                .get("versions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let v = version
-                    .get("version")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                for resource in version
-                    .get("resources")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let kind = resource
-                        .get("responseKind")
-                        .and_then(|k| k.get("kind"))
-                        .and_then(Value::as_str);
-                    let plural = resource.get("resource").and_then(Value::as_str);
-                    if let (Some(kind), Some(plural)) = (kind, plural) {
-                        self.insert(ApiResource {
-                            group: name.to_owned(),
-                            version: v.to_owned(),
-                            kind: kind.to_owned(),
-                            plural: plural.to_owned(),
-                            namespaced: resource.get("scope").and_then(Value::as_str)
-                                == Some("Namespaced"),
-                        });
-                    }
+    /// Indexes kube's discovered groups.
+    pub fn index<'a>(groups: impl Iterator<Item = &'a ApiGroup>) -> Discovery {
+        let mut discovery = Discovery::default();
+        for group in groups {
+            // Preferred version first: its resource is the group/kind's.
+            let preferred = group.preferred_version_or_latest().to_owned();
+            let versions = std::iter::once(preferred.as_str())
+                .chain(group.versions().filter(|v| *v != preferred));
+            for version in versions {
+                for (api, capabilities) in group.versioned_resources(version) {
+                    let served = ServedResource {
+                        namespaced: capabilities.scope == ResourceScope::Namespaced,
+                        api,
+                    };
+                    discovery
+                        .by_gk
+                        .entry((served.api.group.clone(), served.api.kind.clone()))
+                        .or_insert_with(|| served.clone());
+                    discovery.by_gvk.insert(
+                        (
+                            served.api.group.clone(),
+                            served.api.version.clone(),
+                            served.api.kind.clone(),
+                        ),
+                        served,
+                    );
                 }
             }
         }
-    }
-
-    /// Adds an `APIResourceList` (legacy discovery of one group version).
-    pub fn add_resource_list(&mut self, group: &str, version: &str, list: &Value) {
-        for resource in list
-            .get("resources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = resource
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            if name.contains('/') {
-                continue; // a subresource
-            }
-            if let Some(kind) = resource.get("kind").and_then(Value::as_str) {
-                self.insert(ApiResource {
-                    group: group.to_owned(),
-                    version: version.to_owned(),
-                    kind: kind.to_owned(),
-                    plural: name.to_owned(),
-                    namespaced: resource.get("namespaced").and_then(Value::as_bool) == Some(true),
-                });
-            }
-        }
-    }
-
-    fn insert(&mut self, resource: ApiResource) {
-        self.by_gk
-            .entry((resource.group.clone(), resource.kind.clone()))
-            .or_insert_with(|| resource.clone());
-        self.by_gvk.insert(
-            (
-                resource.group.clone(),
-                resource.version.clone(),
-                resource.kind.clone(),
-            ),
-            resource,
-        );
+        discovery
     }
 
     /// The resource serving objects of `api_version` and `kind`.
-    pub fn resource(&self, api_version: &str, kind: &str) -> Result<&ApiResource, ClusterError> {
+    pub fn resource(&self, api_version: &str, kind: &str) -> Result<&ServedResource, ClusterError> {
         let group = group_of(api_version);
         let version = api_version.rsplit('/').next().unwrap_or(api_version);
         self.by_gvk
@@ -375,7 +286,7 @@ impl Discovery {
     }
 
     /// The resource of an object.
-    pub fn resource_of(&self, object: &Value) -> Result<&ApiResource, ClusterError> {
+    pub fn resource_of(&self, object: &Value) -> Result<&ServedResource, ClusterError> {
         let api_version = object
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -388,7 +299,7 @@ impl Discovery {
     }
 
     /// The preferred resource of a group/kind (for inventory entries, which carry no version).
-    pub fn resource_for_key(&self, key: &ObjectKey) -> Result<&ApiResource, ClusterError> {
+    pub fn resource_for_key(&self, key: &ObjectKey) -> Result<&ServedResource, ClusterError> {
         self.by_gk
             .get(&(key.group.clone(), key.kind.clone()))
             .ok_or_else(|| ClusterError::UnknownKind {
@@ -396,34 +307,6 @@ impl Discovery {
                 kind: key.kind.clone(),
             })
     }
-}
-
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect()
-}
-
-async fn get_json(client: &Client, path: &str, accept: &str) -> Result<Value, ClusterError> {
-    let request = Request::builder()
-        .method(Method::GET)
-        .uri(path)
-        .header(http::header::ACCEPT, accept)
-        .body(Vec::new())
-        .map_err(|e| ClusterError::Discovery {
-            path: path.to_owned(),
-            source: kube::Error::HttpError(e),
-        })?;
-    client
-        .request::<Value>(request)
-        .await
-        .map_err(|source| ClusterError::Discovery {
-            path: path.to_owned(),
-            source,
-        })
 }
 
 /// Whether a server-side apply is a dry run.
@@ -435,217 +318,225 @@ pub enum DryRun {
     Server,
 }
 
-/// The REST calls the commands make, on one client.
+/// The calls the commands make, on one client.
 #[derive(Clone)]
 pub struct Rest {
     /// The client.
     pub client: Client,
 }
 
-/// How many times an apply answered 429 is sent again.
+/// Items per page of a metadata-only LIST ([`Rest::names`]).
+const PAGE: u32 = 500;
+
+/// How many times a request answered 429 is sent again.
 const TOO_MANY_RETRIES: usize = 5;
 
-fn build(
-    method: Method,
-    uri: &str,
-    content_type: Option<&str>,
-    body: Vec<u8>,
-) -> Result<Request<Vec<u8>>, kube::Error> {
-    let mut builder = Request::builder().method(method).uri(uri);
-    if let Some(content_type) = content_type {
-        builder = builder.header(http::header::CONTENT_TYPE, content_type);
-    }
-    builder.body(body).map_err(kube::Error::HttpError)
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
+/// Sends a request again while the API server answers 429 (priority and fairness, or
+/// max-requests-inflight), after waiting as long as it asks (`retryAfterSeconds`, else a
+/// second), at most [`TOO_MANY_RETRIES`] times: waited out, rather than reported or hammered.
+async fn patiently<T, F, Fut>(what: &str, mut send: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match send().await {
+            Err(kube::Error::Api(status)) if status.code == 429 && attempt < TOO_MANY_RETRIES => {
+                attempt += 1;
+                let seconds = status
+                    .details
+                    .as_ref()
+                    .map(|d| d.retry_after_seconds)
+                    .filter(|s| *s > 0)
+                    .unwrap_or(1);
+                tracing::debug!(%what, seconds, attempt, "429 from the API server; waiting");
+                tokio::time::sleep(Duration::from_secs(u64::from(seconds))).await;
+            }
+            answer => return answer,
         }
     }
-    out
+}
+
+/// A kube object as JSON, with `apiVersion` and `kind` (which list items leave out).
+fn to_value(object: DynamicObject, resource: &ServedResource) -> Result<Value, kube::Error> {
+    let mut value = serde_json::to_value(object).map_err(kube::Error::SerdeError)?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert(
+            "apiVersion".to_owned(),
+            Value::from(resource.api.api_version.as_str()),
+        );
+        map.insert("kind".to_owned(), Value::from(resource.api.kind.as_str()));
+    }
+    Ok(value)
+}
+
+fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 impl Rest {
+    /// The API of `resource`, in `namespace` when namespaced.
+    fn api(&self, resource: &ServedResource, namespace: &str) -> Api<DynamicObject> {
+        if resource.namespaced && !namespace.is_empty() {
+            Api::namespaced_with(self.client.clone(), namespace, &resource.api)
+        } else {
+            Api::all_with(self.client.clone(), &resource.api)
+        }
+    }
+
     /// GET one object; `None` when it does not exist.
     pub async fn get(
         &self,
-        resource: &ApiResource,
+        resource: &ServedResource,
         namespace: &str,
         name: &str,
     ) -> Result<Option<Value>, ClusterError> {
-        let url = resource.object_url(namespace, name);
-        let wrap = |source| ClusterError::Request {
-            verb: "get",
-            key: url.clone(),
-            source: RequestFailure(source),
-        };
-        let request = build(Method::GET, &url, None, Vec::new()).map_err(wrap)?;
-        match self.client.request::<Value>(request).await {
-            Ok(object) => Ok(Some(object)),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
-            Err(source) => Err(wrap(source)),
-        }
+        let key = resource.key(namespace, name);
+        let api = self.api(resource, namespace);
+        patiently(&key, || api.get_opt(name))
+            .await
+            .and_then(|found| found.map(|o| to_value(o, resource)).transpose())
+            .map_err(|source| ClusterError::Request {
+                verb: "get",
+                key,
+                source: RequestFailure(source),
+            })
     }
 
     /// LIST objects of `resource` (in `namespace`, or everywhere when cluster-scoped) matching a
     /// label selector. Items get their `apiVersion` and `kind`, which lists leave out.
     pub async fn list(
         &self,
-        resource: &ApiResource,
+        resource: &ServedResource,
         namespace: Option<&str>,
         selector: &str,
     ) -> Result<Vec<Value>, ClusterError> {
-        let url = format!(
-            "{}?labelSelector={}",
-            resource.collection(namespace),
-            percent_encode(selector)
-        );
-        let wrap = |source| ClusterError::Request {
-            verb: "list",
-            key: url.clone(),
-            source: RequestFailure(source),
-        };
-        let request = build(Method::GET, &url, None, Vec::new()).map_err(wrap)?;
-        let list: Value = self.client.request(request).await.map_err(wrap)?;
-        let mut items = match list.get("items") {
-            Some(Value::Array(items)) => items.clone(),
-            _ => Vec::new(),
-        };
-        for item in &mut items {
-            if let Some(map) = item.as_object_mut() {
-                map.insert("apiVersion".to_owned(), Value::from(resource.api_version()));
-                map.insert("kind".to_owned(), Value::from(resource.kind.as_str()));
+        let namespace = namespace.unwrap_or_default();
+        let api = self.api(resource, namespace);
+        let key = api.resource_url().to_owned();
+        let params = ListParams::default().labels(selector);
+        patiently(&key, || api.list(&params))
+            .await
+            .and_then(|list| {
+                list.items
+                    .into_iter()
+                    .map(|o| to_value(o, resource))
+                    .collect()
+            })
+            .map_err(|source| ClusterError::Request {
+                verb: "list",
+                key: format!("{} ({key})", resource.api.kind),
+                source: RequestFailure(source),
+            })
+    }
+
+    /// The names of every object in a collection (in `namespace` when namespaced), from
+    /// metadata-only LISTs of at most [`PAGE`] items each: what exists, without the objects.
+    pub async fn names(
+        &self,
+        resource: &ServedResource,
+        namespace: &str,
+    ) -> Result<HashSet<String>, ClusterError> {
+        let api = self.api(resource, namespace);
+        let key = api.resource_url().to_owned();
+        let mut names = HashSet::new();
+        let mut params = ListParams::default().limit(PAGE);
+        loop {
+            let page = patiently(&key, || api.list_metadata(&params))
+                .await
+                .map_err(|source| ClusterError::Request {
+                    verb: "list",
+                    key: format!("{} ({key})", resource.api.kind),
+                    source: RequestFailure(source),
+                })?;
+            names.extend(page.items.into_iter().filter_map(|o| o.metadata.name));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(names),
             }
         }
-        Ok(items)
     }
 
     /// Server-side apply of `object` with field manager `kubectl-gitops`.
     pub async fn apply(
         &self,
-        resource: &ApiResource,
+        resource: &ServedResource,
         object: &Value,
         force: bool,
         dry_run: DryRun,
-    ) -> Result<Value, ClusterError> {
-        let key = ObjectKey::of(object)
-            .map(|k| k.to_string())
-            .unwrap_or_default();
-        let wrap = |source| ClusterError::Request {
-            verb: "apply",
-            key: key.clone(),
-            source: RequestFailure(source),
-        };
-        let namespace = object
-            .get("metadata")
-            .and_then(|m| m.get("namespace"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let name = object
-            .get("metadata")
-            .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let mut url = format!(
-            "{}?fieldManager={}&force={force}",
-            resource.object_url(namespace, name),
-            gitops_shared::provenance::FIELD_MANAGER
+    ) -> Result<(), ClusterError> {
+        let (namespace, name) = (
+            text(object, "/metadata/namespace"),
+            text(object, "/metadata/name"),
         );
-        if dry_run == DryRun::Server {
-            url.push_str("&dryRun=All");
-        }
-        let body = serde_json::to_vec(object).map_err(|e| wrap(kube::Error::SerdeError(e)))?;
-        // A 429 (API priority and fairness, or max-requests-inflight) is waited out as the API
-        // server asks (Retry-After), a few times, rather than reported or hammered.
-        let mut attempt = 0;
-        loop {
-            let request = build(
-                Method::PATCH,
-                &url,
-                Some("application/apply-patch+yaml"),
-                body.clone(),
-            )
-            .map_err(wrap)?;
-            match self.client.request::<Value>(request).await {
-                Err(kube::Error::Api(status))
-                    if status.code == 429 && attempt < TOO_MANY_RETRIES =>
-                {
-                    attempt += 1;
-                    let seconds = status
-                        .details
-                        .as_ref()
-                        .map(|d| d.retry_after_seconds)
-                        .filter(|s| *s > 0)
-                        .unwrap_or(1);
-                    tracing::debug!(%key, seconds, attempt, "429 from the API server; waiting");
-                    tokio::time::sleep(std::time::Duration::from_secs(u64::from(seconds))).await;
-                }
-                answer => return answer.map_err(wrap),
-            }
-        }
+        let key = resource.key(namespace, name);
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        params.force = force;
+        params.dry_run = dry_run == DryRun::Server;
+        let api = self.api(resource, namespace);
+        let patch = Patch::Apply(object);
+        patiently(&key, || api.patch(name, &params, &patch))
+            .await
+            .map(drop)
+            .map_err(|source| ClusterError::Request {
+                verb: "apply",
+                key,
+                source: RequestFailure(source),
+            })
     }
 
     /// POST (create) `object` with field manager `kubectl-gitops`: for hooks, which may have
     /// only a `generateName` and so cannot be server-side applied. Returns the created object.
     pub async fn create(
         &self,
-        resource: &ApiResource,
+        resource: &ServedResource,
         object: &Value,
     ) -> Result<Value, ClusterError> {
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let url = format!(
-            "{}?fieldManager={}",
-            resource.collection(Some(namespace)),
-            gitops_shared::provenance::FIELD_MANAGER
-        );
         let wrap = |source| ClusterError::Request {
             verb: "create",
             key: gitops_shared::hooks::object_label(object),
             source: RequestFailure(source),
         };
-        let body = serde_json::to_vec(object).map_err(|e| wrap(kube::Error::SerdeError(e)))?;
-        let request = build(Method::POST, &url, Some("application/json"), body).map_err(wrap)?;
-        self.client.request::<Value>(request).await.map_err(wrap)
+        let data: DynamicObject =
+            serde_json::from_value(object.clone()).map_err(|e| wrap(kube::Error::SerdeError(e)))?;
+        let api = self.api(resource, text(object, "/metadata/namespace"));
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        patiently(&gitops_shared::hooks::object_label(object), || {
+            api.create(&params, &data)
+        })
+        .await
+        .and_then(|created| to_value(created, resource))
+        .map_err(wrap)
     }
 
     /// Replaces an object's `metadata.managedFields` with `entries` (see [`crate::revert`]): a
     /// merge patch that carries the `resourceVersion` read, so the API server answers 409 when
-    /// the object changed since, instead of dropping a newer manager's entry.
+    /// the object changed since, instead of dropping a newer manager's entry. Returns the
+    /// resourceVersion the rewrite made.
     pub async fn write_managed_fields(
         &self,
-        resource: &ApiResource,
+        resource: &ServedResource,
         namespace: &str,
         name: &str,
         resource_version: &str,
         entries: Vec<ManagedFieldsEntry>,
         dry_run: DryRun,
     ) -> Result<Option<String>, ClusterError> {
-        let erased = kube::api::ApiResource {
-            group: resource.group.clone(),
-            version: resource.version.clone(),
-            api_version: resource.api_version(),
-            kind: resource.kind.clone(),
-            plural: resource.plural.clone(),
-        };
-        let api: Api<DynamicObject> = if resource.namespaced {
-            Api::namespaced_with(self.client.clone(), namespace, &erased)
-        } else {
-            Api::all_with(self.client.clone(), &erased)
-        };
+        let key = resource.key(namespace, name);
+        let api = self.api(resource, namespace);
         let params = PatchParams {
-            field_manager: Some(gitops_shared::provenance::FIELD_MANAGER.to_owned()),
+            field_manager: Some(FIELD_MANAGER.to_owned()),
             dry_run: dry_run == DryRun::Server,
             ..PatchParams::default()
         };
-        let patch = PartialObjectMeta::<DynamicObject> {
+        let patch = Patch::Merge(PartialObjectMeta::<DynamicObject> {
             types: None,
             metadata: ObjectMeta {
                 resource_version: Some(resource_version.to_owned()),
@@ -653,21 +544,13 @@ impl Rest {
                 ..ObjectMeta::default()
             },
             _phantom: std::marker::PhantomData,
-        };
-        api.patch_metadata(name, &params, &Patch::Merge(&patch))
+        });
+        patiently(&key, || api.patch_metadata(name, &params, &patch))
             .await
             .map(|written| written.metadata.resource_version)
             .map_err(|source| ClusterError::Request {
                 verb: "take over the hand-made fields of",
-                key: format!(
-                    "{}/{}",
-                    resource.kind,
-                    if namespace.is_empty() {
-                        name.to_owned()
-                    } else {
-                        format!("{namespace}/{name}")
-                    }
-                ),
+                key,
                 source: RequestFailure(source),
             })
     }
@@ -675,28 +558,25 @@ impl Rest {
     /// DELETE one object (background propagation). A 404 counts as deleted.
     pub async fn delete(
         &self,
-        resource: &ApiResource,
+        resource: &ServedResource,
         namespace: &str,
         name: &str,
         dry_run: DryRun,
     ) -> Result<(), ClusterError> {
-        let mut url = resource.object_url(namespace, name);
-        if dry_run == DryRun::Server {
-            url.push_str("?dryRun=All");
-        }
-        let wrap = |source| ClusterError::Request {
-            verb: "delete",
-            key: url.clone(),
-            source: RequestFailure(source),
+        let key = resource.key(namespace, name);
+        let api = self.api(resource, namespace);
+        let params = DeleteParams {
+            dry_run: dry_run == DryRun::Server,
+            ..DeleteParams::background()
         };
-        let body =
-            br#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Background"}"#
-                .to_vec();
-        let request = build(Method::DELETE, &url, Some("application/json"), body).map_err(wrap)?;
-        match self.client.request::<Value>(request).await {
+        match patiently(&key, || api.delete(name, &params)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(source) => Err(wrap(source)),
+            Err(source) => Err(ClusterError::Request {
+                verb: "delete",
+                key,
+                source: RequestFailure(source),
+            }),
         }
     }
 
@@ -704,33 +584,19 @@ impl Rest {
     pub async fn whoami(&self) -> Option<String> {
         // Asked a few times: a busy API server may drop one request, and the inventory's
         // `synced-by` must be the authenticated user (the webhook holds it to that).
-        let mut review: Option<Value> = None;
+        let api: Api<SelfSubjectReview> = Api::all(self.client.clone());
         for attempt in 0..3u64 {
-            let body =
-                br#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#.to_vec();
-            let request = build(
-                Method::POST,
-                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-                Some("application/json"),
-                body,
-            )
-            .ok()?;
-            match self.client.request::<Value>(request).await {
-                Ok(answer) => {
-                    review = Some(answer);
-                    break;
-                }
+            match api
+                .create(&PostParams::default(), &SelfSubjectReview::default())
+                .await
+            {
+                Ok(review) => return review.status?.user_info?.username,
                 Err(error) => {
                     tracing::debug!(%error, attempt, "SelfSubjectReview failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * (attempt + 1))).await;
+                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
                 }
             }
         }
-        review?
-            .get("status")?
-            .get("userInfo")?
-            .get("username")?
-            .as_str()
-            .map(str::to_owned)
+        None
     }
 }

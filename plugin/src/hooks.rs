@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::app_state::AppState;
-use crate::cluster::{ApiResource, ClusterError, DryRun};
+use crate::cluster::{ClusterError, DryRun, ServedResource};
 
 /// How often a running hook is read.
 const POLL: Duration = Duration::from_millis(500);
@@ -177,7 +177,7 @@ async fn run_one(
 /// name must be gone before it can be created again, so that deletion is waited for.
 async fn delete_previous(
     state: &AppState,
-    resource: &ApiResource,
+    resource: &ServedResource,
     hook: &PlannedHook,
     deadline: Instant,
 ) -> Result<(), ClusterError> {
@@ -233,7 +233,7 @@ async fn delete_previous(
 /// Reads the hook until it ends: Complete/Succeeded/Healthy, or Failed/Degraded, or the deadline.
 async fn wait_for(
     state: &AppState,
-    resource: &ApiResource,
+    resource: &ServedResource,
     key: &ObjectKey,
     deadline: Instant,
 ) -> (HookResult, String) {

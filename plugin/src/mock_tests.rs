@@ -193,28 +193,29 @@ async fn first_sync_discovers_lists_and_applies_in_phases() {
     let id = gitops_shared::provenance::applyset_id(&gitops_shared::provenance::inventory_parent(
         "app", "shop",
     ));
-    let apply = "fieldManager=kubectl-gitops&force=false";
+    let apply = "fieldManager=kubectl-gitops";
     let parent =
-        "/api/v1/namespaces/shop/configmaps/gitops-app?fieldManager=kubectl-gitops&force=true";
+        "/api/v1/namespaces/shop/configmaps/gitops-app?&force=true&fieldManager=kubectl-gitops";
     assert_eq!(
         lines,
         [
-            "GET /api".to_owned(),
+            // kube's aggregated discovery: /apis, then /api.
             "GET /apis".to_owned(),
+            "GET /api".to_owned(),
             "GET /api/v1/namespaces/shop/configmaps/gitops-app".to_owned(),
-            format!("GET /api/v1/namespaces?labelSelector={SELECTOR}{id}"),
-            format!("GET /api/v1/namespaces/shop/configmaps?labelSelector={SELECTOR}{id}"),
+            format!("GET /api/v1/namespaces?&labelSelector={SELECTOR}{id}"),
+            format!("GET /api/v1/namespaces/shop/configmaps?&labelSelector={SELECTOR}{id}"),
             "GET /api/v1/namespaces/shop".to_owned(),
             "GET /api/v1/namespaces/shop/configmaps/settings".to_owned(),
             // Before the first write, a server-side dry run of the first object (an admission
             // webhook that does not know the commit yet refuses it here, with nothing applied).
-            format!("PATCH /api/v1/namespaces/shop?{apply}&dryRun=All"),
+            "PATCH /api/v1/namespaces/shop?&dryRun=All&fieldManager=kubectl-gitops".to_owned(),
             // Phase 0: the Namespace; then who we are, for the inventory; then the rest.
-            format!("PATCH /api/v1/namespaces/shop?{apply}"),
-            "POST /apis/authentication.k8s.io/v1/selfsubjectreviews".to_owned(),
+            format!("PATCH /api/v1/namespaces/shop?&{apply}"),
+            "POST /apis/authentication.k8s.io/v1/selfsubjectreviews?".to_owned(),
             format!("PATCH {parent}"),
-            format!("PATCH /api/v1/namespaces/shop/configmaps/settings?{apply}"),
-            format!("PATCH {parent}"),
+            format!("PATCH /api/v1/namespaces/shop/configmaps/settings?&{apply}"),
+            // No second write of the inventory: it would say what the first said.
         ]
     );
     assert!(
@@ -242,7 +243,7 @@ async fn first_sync_discovers_lists_and_applies_in_phases() {
         settings["metadata"]["labels"]["applyset.kubernetes.io/part-of"],
         json!(id)
     );
-    let inventory = &patches[3].body;
+    let inventory = &patches[1].body;
     assert_eq!(
         inventory["metadata"]["labels"]["applyset.kubernetes.io/id"],
         json!(id)
@@ -261,7 +262,8 @@ async fn first_sync_discovers_lists_and_applies_in_phases() {
     );
 }
 
-/// The objects and inventory a first sync left, as a LIST/GET would return them.
+/// The objects and inventory a first sync left, as a LIST/GET would return them: the Namespace,
+/// the inventory, the ConfigMap.
 async fn synced_cluster(dir: &Path) -> Vec<Seen> {
     run_sync(dir, |seen| {
         if let Some(answer) = discovery(seen) {
@@ -287,7 +289,7 @@ async fn a_no_op_resync_reads_and_sends_no_patch() {
     let (dir, _) = repo();
     let applied = synced_cluster(dir.path()).await;
     let namespace = applied[0].body.clone();
-    let parent = applied[3].body.clone();
+    let parent = applied[1].body.clone();
     let settings = applied[2].body.clone();
     let (code, seen) = run_sync(dir.path(), move |seen| {
         if let Some(answer) = discovery(seen) {
@@ -325,7 +327,7 @@ async fn a_conflict_fails_the_object_and_prevents_the_prune() {
     let applied = synced_cluster(dir.path()).await;
     let namespace = applied[0].body.clone();
     // The last inventory also lists a ConfigMap `old` that Git no longer declares.
-    let mut parent = applied[3].body.clone();
+    let mut parent = applied[1].body.clone();
     parent["data"]["members"] = json!(
         r#"[["","ConfigMap","shop","old"],["","ConfigMap","shop","settings"],["","Namespace","","shop"]]"#
     );
@@ -366,8 +368,8 @@ async fn a_conflict_fails_the_object_and_prevents_the_prune() {
     assert_eq!(
         patched,
         [
-            "PATCH /api/v1/namespaces/shop/configmaps/settings?fieldManager=kubectl-gitops&force=false&dryRun=All",
-            "PATCH /api/v1/namespaces/shop/configmaps/settings?fieldManager=kubectl-gitops&force=false",
+            "PATCH /api/v1/namespaces/shop/configmaps/settings?&dryRun=All&fieldManager=kubectl-gitops",
+            "PATCH /api/v1/namespaces/shop/configmaps/settings?&fieldManager=kubectl-gitops",
         ],
         "the dry run before the first write, then only the drifted object; the inventory keeps its revision"
     );
@@ -379,7 +381,7 @@ async fn prune_deletes_only_labelled_members_of_the_last_inventory() {
     let applied = synced_cluster(dir.path()).await;
     let namespace = applied[0].body.clone();
     let settings = applied[2].body.clone();
-    let mut parent = applied[3].body.clone();
+    let mut parent = applied[1].body.clone();
     parent["data"]["members"] = json!(
         r#"[["","ConfigMap","shop","elsewhere"],["","ConfigMap","shop","gone"],["","ConfigMap","shop","relabelled"],["","ConfigMap","shop","settings"],["","Namespace","","shop"]]"#
     );
@@ -417,8 +419,9 @@ async fn prune_deletes_only_labelled_members_of_the_last_inventory() {
     assert_eq!(code, 0);
     let deletes: Vec<&Seen> = seen.iter().filter(|s| s.method == "DELETE").collect();
     assert_eq!(deletes.len(), 1, "{seen:#?}");
-    assert_eq!(deletes[0].uri, "/api/v1/namespaces/shop/configmaps/gone");
-    assert_eq!(deletes[0].body["propagationPolicy"], "Background");
+    assert_eq!(deletes[0].uri, "/api/v1/namespaces/shop/configmaps/gone?");
+    assert_eq!(deletes[0].content_type, "application/json");
+    assert_eq!(deletes[0].body, json!({"propagationPolicy": "Background"}));
     let last = seen
         .iter()
         .rev()
@@ -445,18 +448,37 @@ async fn legacy_discovery_when_aggregated_is_not_served() {
     let discovery = Discovery::fetch(&client).await.expect("discovery");
     drop(client);
     let seen = server.await.expect("verifier");
-    assert_eq!(seen[1].uri, "/api/v1");
-    assert!(seen.iter().any(|s| s.uri == "/apis/apps/v1"));
+    // Aggregated discovery first (kube's order: /apis, then /api); the server answers with the
+    // legacy documents, so kube's per-group-version discovery follows: /apis, every version of
+    // every group it lists, then /api and its versions.
+    let mut expected = vec!["GET /apis", "GET /api", "GET /apis"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    for group in fixture("apis.json")["groups"].as_array().expect("groups") {
+        for version in group["versions"].as_array().expect("versions") {
+            expected.push(format!(
+                "GET /apis/{}",
+                version["groupVersion"].as_str().expect("groupVersion")
+            ));
+        }
+    }
+    expected.extend(["GET /api".to_owned(), "GET /api/v1".to_owned()]);
+    let lines: Vec<String> = seen.iter().map(Seen::line).collect();
+    assert_eq!(lines, expected);
+    assert!(seen[0].accept.contains("as=APIGroupDiscoveryList"));
+    assert!(seen[1].accept.contains("as=APIGroupDiscoveryList"));
+    assert!(!seen[2].accept.contains("as=APIGroupDiscoveryList"));
     let deployments = discovery
         .resource("apps/v1", "Deployment")
         .expect("deployments");
-    assert_eq!(deployments.plural, "deployments");
+    assert_eq!(deployments.api.plural, "deployments");
     assert!(deployments.namespaced);
     let namespaces = discovery.resource("v1", "Namespace").expect("namespaces");
     assert!(!namespaces.namespaced);
     assert_eq!(
-        deployments.object_url("ns", "web"),
-        "/apis/apps/v1/namespaces/ns/deployments/web"
+        deployments.collection_url("ns"),
+        "/apis/apps/v1/namespaces/ns/deployments"
     );
     // A group the server does not list is not served.
     assert!(discovery.resource("example.io/v1", "Widget").is_err());
@@ -490,7 +512,7 @@ async fn a_no_op_resync_reads_managed_fields_from_the_lists_and_sends_nothing() 
     let (dir, _) = repo();
     let applied = synced_cluster(dir.path()).await;
     let namespace = applied[0].body.clone();
-    let parent = applied[3].body.clone();
+    let parent = applied[1].body.clone();
     // A controller's annotation is not a hand-made field: the object stays skipped.
     let settings = settings_with_owners(&applied[2].body, false);
     let (code, seen) = run_sync(dir.path(), move |seen| {
@@ -529,7 +551,7 @@ async fn a_hand_made_field_is_taken_over_then_applied_away() {
     let (dir, _) = repo();
     let applied = synced_cluster(dir.path()).await;
     let namespace = applied[0].body.clone();
-    let parent = applied[3].body.clone();
+    let parent = applied[1].body.clone();
     let settings = settings_with_owners(&applied[2].body, true);
     let (code, seen) = run_sync(dir.path(), move |seen| {
         if let Some(answer) = discovery(seen) {
@@ -556,9 +578,9 @@ async fn a_hand_made_field_is_taken_over_then_applied_away() {
     assert_eq!(
         lines,
         [
-            format!("PATCH {url}?fieldManager=kubectl-gitops&force=false&dryRun=All"),
+            format!("PATCH {url}?&dryRun=All&fieldManager=kubectl-gitops"),
             format!("PATCH {url}?&fieldManager=kubectl-gitops"),
-            format!("PATCH {url}?fieldManager=kubectl-gitops&force=false"),
+            format!("PATCH {url}?&fieldManager=kubectl-gitops"),
         ],
         "preflight, the managedFields rewrite, the apply; the inventory is unchanged"
     );
@@ -619,10 +641,10 @@ async fn a_webhook_that_does_not_know_the_commit_yet_is_asked_again_before_the_f
         .map(Seen::line)
         .collect();
     assert_eq!(dry_runs.load(std::sync::atomic::Ordering::SeqCst), 2);
-    assert!(patches[0].ends_with("&dryRun=All") && patches[1].ends_with("&dryRun=All"));
+    assert!(patches[0].contains("?&dryRun=All&") && patches[1].contains("?&dryRun=All&"));
     assert_eq!(
         patches.len(),
-        2 + 4,
+        2 + 3,
         "two checks, then the sync: {patches:#?}"
     );
 }
@@ -652,7 +674,7 @@ async fn a_webhook_refusal_before_the_first_write_applies_nothing() {
         .collect();
     assert_eq!(
         writes,
-        ["PATCH /api/v1/namespaces/shop?fieldManager=kubectl-gitops&force=false&dryRun=All"],
+        ["PATCH /api/v1/namespaces/shop?&dryRun=All&fieldManager=kubectl-gitops"],
         "one check, not asked again (a rollback is no matter of time), nothing applied"
     );
 }
@@ -697,20 +719,20 @@ async fn a_presync_hook_is_created_and_read_before_the_first_apply() {
     .await;
     assert_eq!(code, 0);
     let lines: Vec<String> = seen.iter().skip(7).map(Seen::line).collect();
-    let apply = "fieldManager=kubectl-gitops&force=false";
+    let apply = "fieldManager=kubectl-gitops";
     let parent =
-        "/api/v1/namespaces/shop/configmaps/gitops-app?fieldManager=kubectl-gitops&force=true";
+        "/api/v1/namespaces/shop/configmaps/gitops-app?&force=true&fieldManager=kubectl-gitops";
     assert_eq!(
         lines,
         [
-            format!("PATCH /api/v1/namespaces/shop?{apply}&dryRun=All"),
+            "PATCH /api/v1/namespaces/shop?&dryRun=All&fieldManager=kubectl-gitops".to_owned(),
             // The hook's Namespace does not exist yet: it goes first, then the hook.
-            format!("PATCH /api/v1/namespaces/shop?{apply}"),
-            "POST /api/v1/namespaces/shop/configmaps?fieldManager=kubectl-gitops".to_owned(),
+            format!("PATCH /api/v1/namespaces/shop?&{apply}"),
+            "POST /api/v1/namespaces/shop/configmaps?&fieldManager=kubectl-gitops".to_owned(),
             "GET /api/v1/namespaces/shop/configmaps/migrate-x7k2p".to_owned(),
-            "POST /apis/authentication.k8s.io/v1/selfsubjectreviews".to_owned(),
+            "POST /apis/authentication.k8s.io/v1/selfsubjectreviews?".to_owned(),
             format!("PATCH {parent}"),
-            format!("PATCH /api/v1/namespaces/shop/configmaps/settings?{apply}"),
+            format!("PATCH /api/v1/namespaces/shop/configmaps/settings?&{apply}"),
             format!("PATCH {parent}"),
         ]
     );
@@ -730,5 +752,148 @@ async fn a_presync_hook_is_created_and_read_before_the_first_apply() {
     assert_eq!(
         inventory["metadata"]["annotations"]["kubectl-gitops.io/hooks"],
         r#"[{"phase":"PreSync","object":"ConfigMap/shop/migrate-x7k2p","result":"Succeeded"}]"#
+    );
+}
+
+/// The API server's 429 as priority and fairness words it, asking to wait a second.
+fn too_many_requests() -> (u16, Value) {
+    (
+        429,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "TooManyRequests", "code": 429,
+            "message": "Too many requests, please try again later.", "details": {"retryAfterSeconds": 1}}),
+    )
+}
+
+#[tokio::test]
+async fn an_apply_answered_429_is_sent_again_after_the_wait_asked() {
+    let (dir, _) = repo();
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = refused.clone();
+    let started = std::time::Instant::now();
+    let (code, seen) = run_sync(dir.path(), move |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        if seen.uri == "/api/v1/namespaces/shop/configmaps/settings?&fieldManager=kubectl-gitops"
+            && counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+        {
+            return too_many_requests();
+        }
+        match seen.method.as_str() {
+            "GET" if seen.uri.contains("labelSelector") => (200, json!({"items": []})),
+            "GET" => not_found(),
+            "POST" => (201, json!({})),
+            _ => (200, seen.body.clone()),
+        }
+    })
+    .await;
+    assert_eq!(code, 0);
+    let settings: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| {
+            s.uri == "/api/v1/namespaces/shop/configmaps/settings?&fieldManager=kubectl-gitops"
+        })
+        .collect();
+    assert_eq!(settings.len(), 3, "two 429s, then the apply: {seen:#?}");
+    assert!(settings.iter().all(|s| s.body == settings[0].body));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "a second's wait before each retry, as asked"
+    );
+}
+
+#[tokio::test]
+async fn an_apply_answered_429_is_retried_at_most_five_times() {
+    let (dir, _) = repo();
+    let (code, seen) = run_sync(dir.path(), move |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        if seen.uri == "/api/v1/namespaces/shop/configmaps/settings?&fieldManager=kubectl-gitops" {
+            return too_many_requests();
+        }
+        match seen.method.as_str() {
+            "GET" if seen.uri.contains("labelSelector") => (200, json!({"items": []})),
+            "GET" => not_found(),
+            "POST" => (201, json!({})),
+            _ => (200, seen.body.clone()),
+        }
+    })
+    .await;
+    assert_eq!(code, 1, "the apply fails");
+    let settings = seen
+        .iter()
+        .filter(|s| {
+            s.uri == "/api/v1/namespaces/shop/configmaps/settings?&fieldManager=kubectl-gitops"
+        })
+        .count();
+    assert_eq!(settings, 1 + 5);
+}
+
+/// Issue 13: a first sync of many objects asks which exist with one metadata-only LIST per
+/// collection, and reads only those, instead of a GET per object.
+#[tokio::test]
+async fn many_missing_objects_are_looked_up_with_one_metadata_list() {
+    let (dir, _) = repo();
+    let mut text = String::new();
+    for i in 0..10 {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-{i}\ndata:\n  i: \"{i}\"\n"
+        ));
+    }
+    std::fs::write(dir.path().join("app/many.yaml"), text).expect("write");
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-q", "-m", "ten more"]);
+    let (code, seen) = run_sync(dir.path(), |seen| {
+        if let Some(answer) = discovery(seen) {
+            return answer;
+        }
+        match (seen.method.as_str(), seen.uri.as_str()) {
+            ("GET", "/api/v1/namespaces/shop/configmaps?&limit=500") => (
+                200,
+                // One made by hand, one that is no declared object.
+                json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": {},
+                    "items": [
+                        {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": {"name": "config-3", "namespace": "shop"}},
+                        {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": {"name": "kube-root-ca.crt", "namespace": "shop"}}
+                    ]}),
+            ),
+            ("GET", "/api/v1/namespaces/shop/configmaps/config-3") => (
+                200,
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "config-3", "namespace": "shop", "resourceVersion": "7"},
+                    "data": {"i": "3"}}),
+            ),
+            ("GET", uri) if uri.contains("labelSelector") => (200, json!({"items": []})),
+            ("GET", _) => not_found(),
+            ("POST", _) => (201, json!({})),
+            _ => (200, seen.body.clone()),
+        }
+    })
+    .await;
+    assert_eq!(code, 0);
+    let reads: Vec<String> = seen
+        .iter()
+        .filter(|s| s.method == "GET" && s.uri != "/api" && s.uri != "/apis")
+        .filter(|s| !s.uri.contains("labelSelector") && !s.uri.ends_with("/gitops-app"))
+        .map(Seen::line)
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            // Eleven ConfigMaps missing: one LIST says which exist; the one Namespace is read
+            // with a GET, as is the one ConfigMap that exists.
+            "GET /api/v1/namespaces/shop/configmaps?&limit=500",
+            "GET /api/v1/namespaces/shop",
+            "GET /api/v1/namespaces/shop/configmaps/config-3",
+        ],
+    );
+    let list = seen
+        .iter()
+        .find(|s| s.uri.ends_with("?&limit=500"))
+        .expect("the metadata list");
+    assert!(
+        list.accept.contains("as=PartialObjectMetadataList"),
+        "{list:?}"
     );
 }

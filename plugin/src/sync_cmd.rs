@@ -272,6 +272,8 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
     // Written once Namespaces exist (after phase 0), before any other object is applied.
     let mut pre_write =
         dry_run.is_none() && (state.parent.is_none() || inventory.members != previous.members);
+    // The inventory the cluster holds: the parent read, until the sync writes one.
+    let mut in_cluster = state.parent.as_ref().map(Inventory::from_parent);
 
     // Plan and apply, phase by phase, wave by wave.
     let custom: HashSet<(String, String)> =
@@ -282,13 +284,23 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
     let plan = Plan::of(&state.rendered.objects, &state.hooks, |key| {
         phase_of(key, &custom, &state.discovery)
     })?;
+    // The objects a sync leaves as they are, worked out once: the preflight, the hooks' decision
+    // and every apply ask, and each answer compares the whole object and its managedFields.
+    let settled: HashSet<ObjectKey> = state
+        .rendered
+        .objects
+        .iter()
+        .filter(|o| unchanged(&state, &o.key(), &o.object, false))
+        .map(|o| o.key())
+        .collect();
+    let skips = |key: &ObjectKey| !args.force && settled.contains(key);
     if dry_run.is_none() {
         let first = (0..PHASES).find_map(|phase| {
             // An object to adopt is left out: its apply follows a rewrite of its managedFields,
             // which a dry run cannot show.
             state.rendered.objects.iter().find(|o| {
                 phase_of(&o.key(), &custom, &state.discovery) == phase
-                    && !unchanged(&state, &o.key(), &o.object, args.force)
+                    && !skips(&o.key())
                     && !state.live.get(&o.key()).is_some_and(adopts)
             })
         });
@@ -315,7 +327,7 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             .rendered
             .objects
             .iter()
-            .any(|o| !unchanged(&state, &o.key(), &o.object, false))
+            .any(|o| !settled.contains(&o.key()))
         || (args.prune && previous.members.difference(&desired_keys).next().is_some());
     let run_hooks = dry_run.is_none() && applies_something;
     let deadline = Instant::now() + args.timeout;
@@ -332,8 +344,16 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
     };
     for key in &early {
         if let Some(object) = state.rendered.objects.iter().find(|o| o.key() == *key) {
-            let outcome =
-                apply_one(&state, key, &object.object, args, dry_run, server_dry_run).await;
+            let outcome = apply_one(
+                &state,
+                key,
+                &object.object,
+                skips(key),
+                args,
+                dry_run,
+                server_dry_run,
+            )
+            .await;
             if matches!(outcome, Outcome::Failed(_)) {
                 stop = Some(Stop::Failed(format!("{key} did not apply")));
             }
@@ -359,6 +379,7 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
             inventory.synced_at = now_rfc3339();
             inventory.synced_by = who(&state, &mut user).await;
             write_parent(&state, &inventory, &app, &namespace, &applyset).await?;
+            in_cluster = Some(inventory.clone());
             pre_write = false;
         }
         if phase == 1 {
@@ -400,11 +421,19 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
                 })
                 .collect();
             let state_ref = &state;
-            let results: Vec<(ObjectKey, Outcome)> = stream::iter(batch.clone())
+            let results: Vec<(ObjectKey, Outcome)> = stream::iter(&batch)
                 .map(|(key, object)| async move {
-                    let outcome =
-                        apply_one(state_ref, &key, &object, args, dry_run, server_dry_run).await;
-                    (key, outcome)
+                    let outcome = apply_one(
+                        state_ref,
+                        key,
+                        object,
+                        skips(key),
+                        args,
+                        dry_run,
+                        server_dry_run,
+                    )
+                    .await;
+                    (key.clone(), outcome)
                 })
                 .buffer_unordered(APPLY_CONCURRENCY)
                 .collect()
@@ -574,11 +603,11 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
         final_inventory.path = state.rendered.provenance.path.clone();
         final_inventory.revision = revision.clone();
     }
-    let written = state.parent.as_ref().map(Inventory::from_parent);
-    let unchanged_parent = written
+    // A first sync that changed nothing since its early write (the same members, revision and
+    // hooks) does not write the parent again.
+    let unchanged_parent = in_cluster
         .as_ref()
-        .is_some_and(|w| w.same_content(&final_inventory))
-        && inventory.same_content(&final_inventory);
+        .is_some_and(|w| w.same_content(&final_inventory));
     if dry_run.is_none() && !unchanged_parent {
         final_inventory.synced_at = now_rfc3339();
         final_inventory.synced_by = who(&state, &mut user).await;
@@ -703,15 +732,17 @@ async fn write_parent(
     Ok(())
 }
 
+/// Applies one object; `skip` when it is unchanged (see [`unchanged`]) and not forced.
 async fn apply_one(
     state: &AppState,
     key: &ObjectKey,
     object: &Value,
+    skip: bool,
     args: &SyncArgs,
     dry_run: Option<DryRunMode>,
     server_dry_run: DryRun,
 ) -> Outcome {
-    if unchanged(state, key, object, args.force) {
+    if skip {
         return Outcome::Unchanged;
     }
     let live = state.live.get(key);
@@ -847,7 +878,7 @@ fn with_resource_version(object: &Value, version: &str) -> Value {
 /// Deployment's status after `kubectl set image`), it is read again and the rewrite retried.
 async fn take_over_fields(
     state: &AppState,
-    resource: &crate::cluster::ApiResource,
+    resource: &crate::cluster::ServedResource,
     key: &ObjectKey,
     live: &Value,
 ) -> anyhow::Result<Option<String>> {

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::app_state::{AppState, CONCURRENCY};
-use crate::cluster::{ApiResource, ClusterError};
+use crate::cluster::{ClusterError, ServedResource};
 
 /// The label the EndpointSlice controller puts on a Service's slices.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -55,7 +55,7 @@ pub struct LiveNode {
 }
 
 /// The resources of [`DERIVED_KINDS`] the cluster serves, with the namespaces to list them in.
-pub fn derived_collections(state: &AppState) -> Vec<(ApiResource, String)> {
+pub fn derived_collections(state: &AppState) -> Vec<(ServedResource, String)> {
     let namespaces: BTreeSet<String> = state
         .live
         .keys()

@@ -14,7 +14,7 @@ use futures::StreamExt as _;
 use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
 
 use crate::app_state::AppState;
-use crate::cluster::ApiResource;
+use crate::cluster::ServedResource;
 use crate::status::tree::derived_collections;
 
 /// How long the server keeps one watch open (below the API server's own 30-minute cap).
@@ -40,13 +40,13 @@ pub struct Collection {
 }
 
 impl Collection {
-    fn of(resource: &ApiResource, namespace: &str) -> Collection {
+    fn of(resource: &ServedResource, namespace: &str) -> Collection {
         let ns = if resource.namespaced { namespace } else { "" };
         Collection {
-            url: resource.collection(Some(ns)),
-            api_version: resource.api_version(),
-            kind: resource.kind.clone(),
-            plural: resource.plural.clone(),
+            url: resource.collection_url(ns),
+            api_version: resource.api_version().to_owned(),
+            kind: resource.kind().to_owned(),
+            plural: resource.api.plural.clone(),
             namespace: ns.to_owned(),
         }
     }

@@ -264,7 +264,11 @@ impl Shared {
             ("GET", None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
                 self.watch_request(&target, &query)
             }
-            ("GET", None) => self.list(&target, query.get("labelSelector").map(String::as_str).unwrap_or_default()),
+            ("GET", None) => self.list(
+                &target,
+                query.get("labelSelector").map(String::as_str).unwrap_or_default(),
+                accept.contains("as=PartialObjectMetadataList"),
+            ),
             ("POST", None) => self.create(&target, &query, &body, &user),
             ("PUT", Some(name)) => self.update(&target, name, &query, &body, &user),
             ("PATCH", Some(name)) if content_type.starts_with("application/apply-patch") => {
@@ -282,7 +286,18 @@ impl Shared {
                 format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/apply-patch+yaml (got {content_type:?})"),
                 json!({}),
             ),
-            ("DELETE", Some(name)) => self.delete(&target, name, &query, &user),
+            ("DELETE", Some(name)) => {
+                // DeleteOptions in the body may ask for a dry run too (kube sends it there).
+                let mut query = query;
+                let options: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                if options["dryRun"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|v| v == "All"))
+                {
+                    query.insert("dryRun".to_owned(), "All".to_owned());
+                }
+                self.delete(&target, name, &query, &user)
+            }
             _ => status(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",

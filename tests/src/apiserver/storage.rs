@@ -259,7 +259,9 @@ impl Shared {
         }
     }
 
-    pub(super) fn list(&self, target: &Target, selector: &str) -> Response {
+    /// A LIST. `metadata_only` when the client asked for a `PartialObjectMetadataList` (kube's
+    /// `list_metadata`): kube-apiserver then answers with each item's metadata only.
+    pub(super) fn list(&self, target: &Target, selector: &str, metadata_only: bool) -> Response {
         let selector = match parse_selector(selector) {
             Ok(selector) => selector,
             Err(message) => {
@@ -294,6 +296,18 @@ impl Shared {
             format!("{}/{}", target.resource.group, target.resource.version)
         };
         let rv = self.resource_version.load(Ordering::SeqCst).to_string();
+        if metadata_only {
+            let items: Vec<Value> = items
+                .into_iter()
+                .map(|o| json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]}))
+                .collect();
+            return typed_json(
+                StatusCode::OK,
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                    "metadata": {"resourceVersion": rv}, "items": items}),
+            );
+        }
         ok_json(
             StatusCode::OK,
             &json!({"kind": format!("{}List", target.resource.kind), "apiVersion": api_version,
