@@ -32,7 +32,7 @@ pub enum AppStateError {
     Source(#[from] SourceError),
     /// Rendering the commit.
     #[error("cannot render the app")]
-    Render(#[source] gitops_shared::Error),
+    Render(#[source] gitops_shared::render::RenderError),
     /// Talking to the cluster.
     #[error(transparent)]
     Cluster(#[from] ClusterError),

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use git2::Oid;
-use gitops_shared::appfile::{App, AppFile};
-use gitops_shared::git::{Credentials, GitRepo};
+use gitops_shared::appfile::{App, AppFile, AppFileError};
+use gitops_shared::git::{Credentials, GitError, GitRepo};
 use gitops_shared::render::load_app_file;
 
 /// The flags that pick a repository, a revision and an app.
@@ -45,16 +45,19 @@ pub struct ResolvedSource {
 pub enum SourceError {
     /// The current folder is not in a repository and no --repo was given.
     #[error("no --repo given and the current folder is not inside a Git repository")]
-    NoRepository(#[source] gitops_shared::Error),
+    NoRepository(#[source] GitError),
     /// Every app was asked for, and the commit lists none.
     #[error("every app of gitops.yaml was asked for, but {revision} has no gitops.yaml; name a folder with --path")]
     NoAppFile {
         /// The revision as given.
         revision: String,
     },
-    /// Opening, resolving or reading the app file failed.
+    /// Opening the repository or resolving the revision failed.
     #[error(transparent)]
-    Git(#[from] gitops_shared::Error),
+    Git(#[from] GitError),
+    /// Reading the app file or choosing the app from it failed.
+    #[error(transparent)]
+    AppFile(#[from] AppFileError),
 }
 
 impl SourceArgs {

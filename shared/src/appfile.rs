@@ -24,13 +24,44 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Error, Result};
-use crate::git::{join_path, normalize_path, FileTree};
+use crate::git::{join_path, normalize_path, FileTree, GitError};
 use crate::render::JsonnetOptions;
 use crate::takeover::TakeOverManagers;
 
 /// The app file's name at the repository root.
 pub const APP_FILE: &str = "gitops.yaml";
+
+/// What is wrong with the app file, or with the app asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum AppFileError {
+    /// The app file is not valid YAML or does not have the expected shape.
+    #[error("{file}: {message}")]
+    Invalid {
+        /// The app file, relative to the repository root.
+        file: String,
+        /// What is wrong, naming the key (and line where known).
+        message: String,
+    },
+    /// The app asked for is not listed in the app file.
+    #[error("{file}: no app named {app:?}; the apps are: {}", known.join(", "))]
+    UnknownApp {
+        /// The app file.
+        file: String,
+        /// The app asked for.
+        app: String,
+        /// The apps the file lists.
+        known: Vec<String>,
+    },
+    /// No app was named and the choice is ambiguous, or the app and path given disagree.
+    #[error("{0}")]
+    NoAppSelected(String),
+    /// Reading the app file from the commit failed, or a path given for the app is not allowed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+/// Result with [`AppFileError`].
+type Result<T, E = AppFileError> = std::result::Result<T, E>;
 
 /// How an app's folder becomes Kubernetes objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -174,7 +205,7 @@ struct RawApp {
 impl AppFile {
     /// Parses and validates the app file's bytes. Errors name the file, the app and the key.
     pub fn parse(bytes: &[u8]) -> Result<AppFile> {
-        let invalid = |message: String| Error::AppFile {
+        let invalid = |message: String| AppFileError::Invalid {
             file: APP_FILE.to_owned(),
             message,
         };
@@ -268,18 +299,21 @@ impl AppFile {
         let listed = |file: &AppFile| file.apps.keys().cloned().collect::<Vec<_>>();
         if let Some(name) = name {
             let Some(file) = file else {
-                return Err(Error::NoAppSelected(format!(
+                return Err(AppFileError::NoAppSelected(format!(
                     "app {name:?} asked for, but the commit has no {APP_FILE}; name a folder with --path instead"
                 )));
             };
-            let app = file.apps.get(name).ok_or_else(|| Error::UnknownApp {
-                file: APP_FILE.to_owned(),
-                app: name.to_owned(),
-                known: listed(file),
-            })?;
+            let app = file
+                .apps
+                .get(name)
+                .ok_or_else(|| AppFileError::UnknownApp {
+                    file: APP_FILE.to_owned(),
+                    app: name.to_owned(),
+                    known: listed(file),
+                })?;
             if let Some(path) = path {
                 if normalize_path(path)? != app.path {
-                    return Err(Error::NoAppSelected(format!(
+                    return Err(AppFileError::NoAppSelected(format!(
                         "app {name:?} lives at {:?} in {APP_FILE}, not at {path:?}; drop --path or fix it",
                         app.path
                     )));
@@ -300,7 +334,7 @@ impl AppFile {
                     [app] => return Ok((*app).clone()),
                     several => {
                         let names: Vec<&str> = several.iter().map(|a| a.name.as_str()).collect();
-                        return Err(Error::NoAppSelected(format!(
+                        return Err(AppFileError::NoAppSelected(format!(
                             "{APP_FILE} lists several apps at {normalized:?} ({}); name one",
                             names.join(", ")
                         )));
@@ -310,7 +344,7 @@ impl AppFile {
             let folder = App::from_path(&normalized)?;
             // One name, one inventory: a folder app may not take the name of a listed app.
             if let Some(listed) = file.and_then(|f| f.apps.get(&folder.name)) {
-                return Err(Error::NoAppSelected(format!(
+                return Err(AppFileError::NoAppSelected(format!(
                     "the folder {normalized:?} would be app {:?}, which {APP_FILE} gives to the app at {:?}; list the folder in {APP_FILE} under another name",
                     folder.name, listed.path
                 )));
@@ -318,20 +352,19 @@ impl AppFile {
             return Ok(folder);
         }
         match file {
-            Some(file) if file.apps.len() == 1 => Ok(file
-                .apps
-                .values()
-                .next()
-                .cloned()
-                .ok_or_else(|| Error::NoAppSelected(format!("{APP_FILE} lists no apps")))?),
-            Some(file) if file.apps.is_empty() => Err(Error::NoAppSelected(format!(
+            Some(file) if file.apps.len() == 1 => {
+                Ok(file.apps.values().next().cloned().ok_or_else(|| {
+                    AppFileError::NoAppSelected(format!("{APP_FILE} lists no apps"))
+                })?)
+            }
+            Some(file) if file.apps.is_empty() => Err(AppFileError::NoAppSelected(format!(
                 "{APP_FILE} lists no apps; name a folder with --path"
             ))),
-            Some(file) => Err(Error::NoAppSelected(format!(
+            Some(file) => Err(AppFileError::NoAppSelected(format!(
                 "{APP_FILE} lists several apps ({}); name one",
                 listed(file).join(", ")
             ))),
-            None => Err(Error::NoAppSelected(format!(
+            None => Err(AppFileError::NoAppSelected(format!(
                 "no app named, no --path given, and the commit has no {APP_FILE}"
             ))),
         }
@@ -345,7 +378,7 @@ impl AppFile {
     pub fn for_provenance(file: Option<&AppFile>, app: &str, path: &str) -> Result<App> {
         if let Some(entry) = file.and_then(|f| f.apps.get(app)) {
             if entry.path != normalize_path(path)? {
-                return Err(Error::NoAppSelected(format!(
+                return Err(AppFileError::NoAppSelected(format!(
                     "app {app:?} lives at {:?} in {APP_FILE}, not at {path:?}",
                     entry.path
                 )));
@@ -354,7 +387,7 @@ impl AppFile {
         }
         let folder = App::from_path(path)?;
         if folder.name != app {
-            return Err(Error::NoAppSelected(format!(
+            return Err(AppFileError::NoAppSelected(format!(
                 "no app {app:?} in {APP_FILE}, and the folder {path:?} would be app {:?}",
                 folder.name
             )));

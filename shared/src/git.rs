@@ -10,7 +10,93 @@ use std::path::{Path, PathBuf};
 use git2::{Oid, Repository};
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Error, Result};
+/// What can go wrong opening, fetching or reading a repository. Each variant is the step that
+/// failed; paths and revisions are named as the user gave them, so the message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// A local repository could not be opened.
+    #[error("cannot open Git repository at {path}")]
+    OpenRepository {
+        /// The path given.
+        path: PathBuf,
+        /// What libgit2 said.
+        #[source]
+        source: git2::Error,
+    },
+    /// The folder for a bare mirror could not be created.
+    #[error("cannot create mirror folder {}", dir.display())]
+    CreateMirrorFolder {
+        /// The mirror's folder.
+        dir: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bare mirror of a remote repository could not be created or opened.
+    #[error("cannot prepare the local mirror of {url} in {dir}")]
+    PrepareMirror {
+        /// The remote URL.
+        url: String,
+        /// The mirror's folder.
+        dir: PathBuf,
+        /// What libgit2 said.
+        #[source]
+        source: git2::Error,
+    },
+    /// Fetching from a remote failed.
+    #[error("cannot fetch {url}")]
+    Fetch {
+        /// The remote URL.
+        url: String,
+        /// What libgit2 said.
+        #[source]
+        source: git2::Error,
+    },
+    /// A revision (branch, tag, SHA) does not name a commit in the repository.
+    #[error("unknown revision {revision:?} in {repo}: no branch, tag or commit has that name")]
+    UnknownRevision {
+        /// The revision asked for.
+        revision: String,
+        /// The repository (path or URL).
+        repo: String,
+    },
+    /// A path does not exist in the commit.
+    #[error("path {path:?} does not exist in commit {commit}")]
+    PathNotFound {
+        /// The path asked for, relative to the repository root.
+        path: String,
+        /// The commit searched.
+        commit: String,
+    },
+    /// A path that must stay inside the repository points outside it or is otherwise malformed.
+    #[error("path {path:?} is not allowed: {reason}")]
+    InvalidPath {
+        /// The offending path.
+        path: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// Reading objects (trees, blobs, commits) from the repository failed.
+    #[error("cannot read {what} from the repository")]
+    ReadRepository {
+        /// What was being read.
+        what: String,
+        /// What libgit2 said.
+        #[source]
+        source: git2::Error,
+    },
+}
+
+impl GitError {
+    /// Builds a [`GitError::ReadRepository`] for `what`.
+    fn read(what: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
+        let what = what.into();
+        move |source| GitError::ReadRepository { what, source }
+    }
+}
+
+/// Result with [`GitError`].
+type Result<T, E = GitError> = std::result::Result<T, E>;
 
 /// Files of one folder of a commit, keyed by their path relative to the repository root, in byte
 /// order of that path (so every walk over it is deterministic).
@@ -79,7 +165,7 @@ impl GitRepo {
 
     /// Opens the local repository containing `path`.
     pub fn open_local(path: &Path) -> Result<GitRepo> {
-        let repo = Repository::discover(path).map_err(|source| Error::OpenRepository {
+        let repo = Repository::discover(path).map_err(|source| GitError::OpenRepository {
             path: path.to_owned(),
             source,
         })?;
@@ -106,7 +192,7 @@ impl GitRepo {
     /// Opens (creating when needed) the bare mirror of `url` under `cache_dir`, without fetching.
     pub fn mirror(url: &str, cache_dir: &Path) -> Result<GitRepo> {
         let dir = cache_dir.join(mirror_dir_name(url));
-        let prepare = |source| Error::PrepareMirror {
+        let prepare = |source| GitError::PrepareMirror {
             url: url.to_owned(),
             dir: dir.clone(),
             source,
@@ -114,8 +200,8 @@ impl GitRepo {
         let repo = match Repository::open_bare(&dir) {
             Ok(repo) => repo,
             Err(_) => {
-                std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-                    what: format!("cannot create mirror folder {}", dir.display()),
+                std::fs::create_dir_all(&dir).map_err(|source| GitError::CreateMirrorFolder {
+                    dir: dir.clone(),
                     source,
                 })?;
                 Repository::init_bare(&dir).map_err(prepare)?
@@ -135,7 +221,7 @@ impl GitRepo {
         let Some(url) = &self.remote_url else {
             return Ok(());
         };
-        let fetch_error = |source| Error::Fetch {
+        let fetch_error = |source| GitError::Fetch {
             url: url.clone(),
             source,
         };
@@ -155,7 +241,7 @@ impl GitRepo {
                 if self.repo.find_reference(name).is_ok() {
                     self.repo
                         .set_head(name)
-                        .map_err(Error::read(format!("HEAD of {url}")))?;
+                        .map_err(GitError::read(format!("HEAD of {url}")))?;
                 }
             }
         }
@@ -185,7 +271,7 @@ impl GitRepo {
 
     /// Resolves a branch, tag, short or full SHA, `HEAD` or any rev-parse expression to a commit.
     pub fn resolve(&self, revision: &str) -> Result<Oid> {
-        let unknown = || Error::UnknownRevision {
+        let unknown = || GitError::UnknownRevision {
             revision: revision.to_owned(),
             repo: self.location.clone(),
         };
@@ -218,7 +304,7 @@ impl GitRepo {
         }
         self.repo
             .graph_descendant_of(descendant, ancestor)
-            .map_err(Error::read(format!(
+            .map_err(GitError::read(format!(
                 "history between {ancestor} and {descendant}"
             )))
     }
@@ -227,7 +313,7 @@ impl GitRepo {
     pub fn ahead_behind(&self, local: Oid, upstream: Oid) -> Result<(usize, usize)> {
         self.repo
             .graph_ahead_behind(local, upstream)
-            .map_err(Error::read(format!(
+            .map_err(GitError::read(format!(
                 "history between {local} and {upstream}"
             )))
     }
@@ -246,7 +332,7 @@ impl GitRepo {
         let blob = self
             .repo
             .find_blob(entry.id())
-            .map_err(Error::read(format!("{path} at {commit}")))?;
+            .map_err(GitError::read(format!("{path} at {commit}")))?;
         Ok(Some(blob.content().to_vec()))
     }
 
@@ -259,7 +345,7 @@ impl GitRepo {
         let tree = if path.is_empty() {
             root
         } else {
-            let not_found = || Error::PathNotFound {
+            let not_found = || GitError::PathNotFound {
                 path: path.clone(),
                 commit: commit.to_string(),
             };
@@ -268,13 +354,13 @@ impl GitRepo {
                 Some(git2::ObjectType::Tree) => self
                     .repo
                     .find_tree(entry.id())
-                    .map_err(Error::read(format!("{path} at {commit}")))?,
+                    .map_err(GitError::read(format!("{path} at {commit}")))?,
                 Some(git2::ObjectType::Blob) => {
                     // A single file is a folder of one.
                     let blob = self
                         .repo
                         .find_blob(entry.id())
-                        .map_err(Error::read(format!("{path} at {commit}")))?;
+                        .map_err(GitError::read(format!("{path} at {commit}")))?;
                     return Ok(FileTree::from([(path, blob.content().to_vec())]));
                 }
                 _ => return Err(not_found()),
@@ -294,13 +380,13 @@ impl GitRepo {
             }
             git2::TreeWalkResult::Ok
         })
-        .map_err(Error::read(format!("tree {path} at {commit}")))?;
+        .map_err(GitError::read(format!("tree {path} at {commit}")))?;
         let mut files = FileTree::new();
         for (name, id) in blobs {
             let blob = self
                 .repo
                 .find_blob(id)
-                .map_err(Error::read(format!("{name} at {commit}")))?;
+                .map_err(GitError::read(format!("{name} at {commit}")))?;
             files.insert(name, blob.content().to_vec());
         }
         Ok(files)
@@ -310,7 +396,7 @@ impl GitRepo {
         self.repo
             .find_commit(commit)
             .and_then(|c| c.tree())
-            .map_err(|_| Error::UnknownRevision {
+            .map_err(|_| GitError::UnknownRevision {
                 revision: commit.to_string(),
                 repo: self.location.clone(),
             })
@@ -321,7 +407,7 @@ impl GitRepo {
 /// repository, and refuses absolute paths and paths that climb out of the repository.
 pub fn normalize_path(path: &str) -> Result<String> {
     if path.starts_with('/') {
-        return Err(Error::InvalidPath {
+        return Err(GitError::InvalidPath {
             path: path.to_owned(),
             reason: "paths are relative to the repository root",
         });
@@ -332,7 +418,7 @@ pub fn normalize_path(path: &str) -> Result<String> {
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(Error::InvalidPath {
+                    return Err(GitError::InvalidPath {
                         path: path.to_owned(),
                         reason: "it leads outside the repository",
                     });
@@ -349,7 +435,7 @@ pub fn join_path(base: &str, relative: &str) -> Result<String> {
     if base.is_empty() {
         normalize_path(relative)
     } else {
-        normalize_path(&format!("{base}/{relative}")).map_err(|_| Error::InvalidPath {
+        normalize_path(&format!("{base}/{relative}")).map_err(|_| GitError::InvalidPath {
             path: relative.to_owned(),
             reason: "it leads outside the repository",
         })
@@ -493,11 +579,11 @@ mod tests {
         );
         assert!(matches!(
             repo.resolve("nope"),
-            Err(Error::UnknownRevision { .. })
+            Err(GitError::UnknownRevision { .. })
         ));
         assert!(matches!(
             repo.resolve("--upload-pack=x"),
-            Err(Error::UnknownRevision { .. })
+            Err(GitError::UnknownRevision { .. })
         ));
 
         let two_oid = repo.resolve("HEAD").expect("head");
@@ -518,7 +604,7 @@ mod tests {
         );
         assert!(matches!(
             repo.read_tree(two_oid, "missing"),
-            Err(Error::PathNotFound { .. })
+            Err(GitError::PathNotFound { .. })
         ));
 
         assert!(repo.is_ancestor(one_oid, two_oid).expect("ancestry"));
@@ -564,7 +650,7 @@ mod tests {
         let broken = GitRepo::mirror("file:///nonexistent/repo", cache.path()).expect("mirror dir");
         assert!(matches!(
             broken.fetch(&Credentials::default()),
-            Err(Error::Fetch { .. })
+            Err(GitError::Fetch { .. })
         ));
     }
 }

@@ -12,7 +12,6 @@ pub mod compare;
 pub mod defaults;
 pub mod drift;
 pub mod duration;
-pub mod error;
 pub mod git;
 pub mod health;
 pub mod hooks;
@@ -24,5 +23,3 @@ pub mod scope;
 pub mod takeover;
 pub mod timestamp;
 pub mod yaml;
-
-pub use error::{Error, Result};

@@ -577,7 +577,7 @@ mod tests {
         for (input, expected) in AS_SERDE_YAML_READ {
             let read = documents(input.as_bytes()).map(|docs| {
                 let values: Vec<&Value> = docs.iter().map(|d| &d.value).collect();
-                serde_json::to_string(&values).unwrap()
+                serde_json::to_string(&values).expect("JSON")
             });
             let expected = (*expected).to_owned();
             if read.as_ref().ok() != Some(&expected) {
@@ -592,10 +592,10 @@ mod tests {
     #[test]
     fn a_block_scalar_ending_the_file_keeps_its_missing_line_break_at_any_depth() {
         let text = "a:\n  - b:\n      c: |\n        one\n        two";
-        let docs = documents(text.as_bytes()).unwrap();
+        let docs = documents(text.as_bytes()).expect("YAML");
         assert_eq!(docs[0].value["a"][0]["b"]["c"], "one\ntwo");
         // The same text with its line break reads the line break.
-        let docs = documents(format!("{text}\n").as_bytes()).unwrap();
+        let docs = documents(format!("{text}\n").as_bytes()).expect("YAML");
         assert_eq!(docs[0].value["a"][0]["b"]["c"], "one\ntwo\n");
     }
 }

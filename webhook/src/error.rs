@@ -40,7 +40,7 @@ pub enum Error {
         url: String,
         /// What the shared Git code said.
         #[source]
-        source: Box<gitops_shared::Error>,
+        source: Box<gitops_shared::git::GitError>,
     },
     /// The TLS certificate or key could not be loaded.
     #[error("cannot load the TLS {what} from {path}: {reason}")]

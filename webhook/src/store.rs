@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use git2::Oid;
 use lru::LruCache;
 
-use gitops_shared::appfile::AppFile;
+use gitops_shared::appfile::{AppFile, AppFileError};
+use gitops_shared::git::GitError;
 use gitops_shared::object::ObjectKey;
-use gitops_shared::render::{load_app_file, render_app, RenderOptions};
+use gitops_shared::render::{load_app_file, render_app, RenderError, RenderOptions};
 use gitops_shared::scope::BuiltinScope;
 
 use crate::config::Config;
@@ -241,9 +242,11 @@ impl GitStore {
             })
             .map_err(|e| FactError::Failed(error_chain(&e)))?;
         let rendered = rendered.map_err(|error| match error {
-            gitops_shared::Error::PathNotFound { .. }
-            | gitops_shared::Error::UnknownApp { .. }
-            | gitops_shared::Error::NoAppSelected(_) => FactError::AppGone(error_chain(&error)),
+            RenderError::Git(GitError::PathNotFound { .. })
+            | RenderError::AppFile(AppFileError::UnknownApp { .. })
+            | RenderError::AppFile(AppFileError::NoAppSelected(_)) => {
+                FactError::AppGone(error_chain(&error))
+            }
             other => FactError::Failed(error_chain(&other)),
         })?;
         let from_app_file = rendered.app.from_app_file;

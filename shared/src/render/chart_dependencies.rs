@@ -8,8 +8,9 @@
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
 use crate::git::FileTree;
+use crate::render::external::ExternalError;
+use crate::render::plain::ParseError;
 
 #[derive(Deserialize)]
 struct ChartDependencies {
@@ -33,7 +34,7 @@ struct ChartName {
 }
 
 /// Checks that every dependency of the chart at `chart_dir` is vendored in `tree`.
-pub fn check(tree: &FileTree, chart_dir: &str) -> Result<()> {
+pub fn check(tree: &FileTree, chart_dir: &str) -> Result<(), ExternalError> {
     let at = |name: &str| {
         if chart_dir.is_empty() {
             name.to_owned()
@@ -46,13 +47,12 @@ pub fn check(tree: &FileTree, chart_dir: &str) -> Result<()> {
         let Some(bytes) = tree.get(&file) else {
             continue;
         };
-        let listed: ChartDependencies =
-            crate::yaml::from_slice(bytes).map_err(|e| Error::ParseManifest {
-                file: file.clone(),
-                document: 1,
-                line: e.line,
-                message: e.message,
-            })?;
+        let listed: ChartDependencies = crate::yaml::from_slice(bytes).map_err(|e| ParseError {
+            file: file.clone(),
+            document: 1,
+            line: e.line,
+            message: e.message,
+        })?;
         for dependency in listed.dependencies.unwrap_or_default() {
             if !is_vendored(tree, &charts_dir, &dependency.name) {
                 let origin: Vec<String> = [
@@ -62,7 +62,7 @@ pub fn check(tree: &FileTree, chart_dir: &str) -> Result<()> {
                 .into_iter()
                 .flatten()
                 .collect();
-                return Err(Error::HelmDependencyMissing {
+                return Err(ExternalError::HelmDependencyMissing {
                     chart_file: file,
                     chart_dir: chart_dir.to_owned(),
                     name: dependency.name,

@@ -34,7 +34,7 @@ use serde_json::Value;
 
 use crate::git::{join_path, FileTree};
 use crate::object::RenderedObject;
-use crate::render::plain::{is_hidden_or_app_file, parse_documents, push_document};
+use crate::render::plain::{is_hidden_or_app_file, parse_documents, push_document, ParseError};
 
 /// The deepest call stack an evaluation may build; the `jsonnet` program's own default. Deeper
 /// recursion (`local f(x) = f(x + 1)`) ends as an error naming the file and line.
@@ -126,7 +126,7 @@ pub enum JsonnetError {
     },
     /// A plain YAML or JSON file beside the Jsonnet files failed to parse.
     #[error(transparent)]
-    Manifest(Box<crate::error::Error>),
+    Manifest(#[from] ParseError),
 }
 
 /// Renders the app folder `path` of `tree` (the whole commit's tree, so imports may reach
@@ -168,8 +168,7 @@ pub(crate) fn render_here(
             collect(&mut objects, &name, value)?;
         } else if name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json") {
             let bytes = tree.get(&name).map(Vec::as_slice).unwrap_or_default();
-            let documents = parse_documents(&name, bytes, name.ends_with(".json"))
-                .map_err(|e| JsonnetError::Manifest(Box::new(e)))?;
+            let documents = parse_documents(&name, bytes, name.ends_with(".json"))?;
             objects.extend(documents);
         }
     }

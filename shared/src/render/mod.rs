@@ -19,20 +19,78 @@ use git2::Oid;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::appfile::{split_group_kind, App, AppFile, Renderer, APP_FILE};
-use crate::error::{Error, Result};
-use crate::git::{FileTree, GitRepo};
+use crate::appfile::{split_group_kind, App, AppFile, AppFileError, Renderer, APP_FILE};
+use crate::git::{FileTree, GitError, GitRepo};
 use crate::object::{group_of, ObjectKey, RenderedObject, Source};
 use crate::provenance::{applyset_id, inventory_parent, stamp, Provenance};
 use crate::scope::{scopes_from_crds, Scope};
 
 pub use self::emptiness::EmptyRender;
-pub use self::external::find_program;
+pub use self::external::{find_program, ExternalError};
 pub use self::jsonnet::{
     has_jsonnet_files, render as render_jsonnet, JsonValue, JsonnetError, JsonnetOptions,
     MAX_STACK_DEPTH,
 };
-pub use self::plain::parse_documents;
+pub use self::plain::{parse_documents, ParseError};
+pub use self::tera::TeraError;
+
+/// Why an app could not be rendered: the step that failed, each keeping its cause. The renderers'
+/// own errors pass through unchanged, so a message reads the same whichever caller prints it.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// Reading the app's folder or values files from the commit.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// The app file, or choosing the app from it, for callers that load, select and render in
+    /// one step (the webhook resolving a claimed app).
+    #[error(transparent)]
+    AppFile(#[from] AppFileError),
+    /// A values file named by the app does not exist in the commit.
+    #[error("values file {file:?} (listed for app {app:?}) does not exist in commit {commit}")]
+    ValuesFileMissing {
+        /// The values file, relative to the repository root.
+        file: String,
+        /// The app that lists it.
+        app: String,
+        /// The commit searched.
+        commit: String,
+    },
+    /// The plain renderer found a file that is not valid YAML or JSON.
+    #[error(transparent)]
+    Plain(#[from] ParseError),
+    /// The Tera renderer failed.
+    #[error(transparent)]
+    Tera(#[from] TeraError),
+    /// The kustomize or helm renderer failed.
+    #[error(transparent)]
+    External(#[from] ExternalError),
+    /// The jsonnet renderer failed.
+    #[error(transparent)]
+    Jsonnet(#[from] JsonnetError),
+    /// A document is valid YAML but not a Kubernetes object.
+    #[error("{source_ref}: {field} {reason}")]
+    InvalidObject {
+        /// Where the document came from.
+        source_ref: Source,
+        /// The field at fault (`kind`, `metadata.name`, ...).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Two documents declare the same object.
+    #[error("{key} is declared twice: in {first} and in {second}")]
+    DuplicateObject {
+        /// The object declared twice (boxed: it is large and errors should stay small).
+        key: Box<ObjectKey>,
+        /// The first declaration.
+        first: Source,
+        /// The second declaration.
+        second: Source,
+    },
+}
+
+/// Result with [`RenderError`].
+type Result<T, E = RenderError> = std::result::Result<T, E>;
 
 /// The namespace used for a plain folder app when none is given.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -61,14 +119,11 @@ impl Rendered {
     /// and the files it saw, with a hint. A caller's decision, not the renderer's: the webhook
     /// renders every app of the branch head for its index, and an app empty on purpose must not
     /// make it fail.
-    pub fn ensure_not_empty(&self, allow_empty: bool) -> Result<()> {
+    pub fn ensure_not_empty(&self, allow_empty: bool) -> Result<(), EmptyRender> {
         if allow_empty || !self.objects.is_empty() {
             return Ok(());
         }
-        Err(Error::EmptyRender(Box::new(EmptyRender::new(
-            &self.app,
-            &self.files_seen,
-        ))))
+        Err(EmptyRender::new(&self.app, &self.files_seen))
     }
 }
 
@@ -82,7 +137,7 @@ pub struct RenderOptions<'a> {
 }
 
 /// Reads the app file of a commit, if it has one.
-pub fn load_app_file(repo: &GitRepo, commit: Oid) -> Result<Option<AppFile>> {
+pub fn load_app_file(repo: &GitRepo, commit: Oid) -> Result<Option<AppFile>, AppFileError> {
     match repo.read_file(commit, APP_FILE)? {
         Some(bytes) => AppFile::parse(&bytes).map(Some),
         None => Ok(None),
@@ -100,13 +155,13 @@ pub fn render_app(
     let renderer = app.renderer.detect(&app.path, &files);
     let mut values = Vec::new();
     for file in &app.values {
-        let bytes = repo
-            .read_file(commit, file)?
-            .ok_or_else(|| Error::ValuesFileMissing {
-                file: file.clone(),
-                app: app.name.clone(),
-                commit: commit.to_string(),
-            })?;
+        let bytes =
+            repo.read_file(commit, file)?
+                .ok_or_else(|| RenderError::ValuesFileMissing {
+                    file: file.clone(),
+                    app: app.name.clone(),
+                    commit: commit.to_string(),
+                })?;
         values.push((file.clone(), bytes));
     }
     let namespace = target_namespace(app, options);
@@ -265,7 +320,7 @@ fn finish(
         }
         let key = document.key();
         if let Some(first) = seen.get(&key) {
-            return Err(Error::DuplicateObject {
+            return Err(RenderError::DuplicateObject {
                 key: Box::new(key),
                 first: first.clone(),
                 second: document.source.clone(),
@@ -288,7 +343,7 @@ fn finish(
 /// Checks that a document is a Kubernetes object we can apply: `apiVersion`, `kind` and
 /// `metadata.name` are non-empty strings.
 fn validate(document: &RenderedObject) -> Result<()> {
-    let invalid = |field: &'static str, reason: &str| Error::InvalidObject {
+    let invalid = |field: &'static str, reason: &str| RenderError::InvalidObject {
         source_ref: document.source.clone(),
         field,
         reason: reason.to_owned(),

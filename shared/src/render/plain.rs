@@ -3,13 +3,27 @@
 use serde_json::Value;
 
 use crate::appfile::APP_FILE;
-use crate::error::{Error, Result};
 use crate::git::FileTree;
 use crate::object::{RenderedObject, Source};
 
+/// A manifest file that is not valid YAML or JSON. Every renderer reads manifests through
+/// [`parse_documents`], so this one type names the file, document and line for all of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: document {document}: invalid YAML{}: {message}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+pub struct ParseError {
+    /// The file, relative to the repository root (or the template or program that produced it).
+    pub file: String,
+    /// The 1-based index of the document in the file.
+    pub document: usize,
+    /// The 1-based line in the file, where the parser knows it.
+    pub line: Option<usize>,
+    /// The parser's message (kept as text: the YAML reader's error already is).
+    pub message: String,
+}
+
 /// Every `.yaml`, `.yml` and `.json` file below `path` (hidden files and folders skipped, and the
 /// app file itself), in byte order of their paths; every document in each, in file order.
-pub fn render(files: &FileTree, path: &str) -> Result<Vec<RenderedObject>> {
+pub fn render(files: &FileTree, path: &str) -> Result<Vec<RenderedObject>, ParseError> {
     let mut objects = Vec::new();
     for (name, bytes) in files {
         if is_hidden_or_app_file(name, path) {
@@ -39,10 +53,14 @@ pub(crate) fn is_hidden_or_app_file(name: &str, path: &str) -> bool {
 
 /// Parses one file's documents (YAML multi-document, or one JSON value), skipping empty ones and
 /// expanding `kind: List`. `file` is used for [`Source`] and in errors.
-pub fn parse_documents(file: &str, bytes: &[u8], is_json: bool) -> Result<Vec<RenderedObject>> {
+pub fn parse_documents(
+    file: &str,
+    bytes: &[u8],
+    is_json: bool,
+) -> Result<Vec<RenderedObject>, ParseError> {
     let mut objects = Vec::new();
     if is_json {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::ParseManifest {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| ParseError {
             file: file.to_owned(),
             document: 1,
             line: Some(e.line()),
@@ -51,7 +69,7 @@ pub fn parse_documents(file: &str, bytes: &[u8], is_json: bool) -> Result<Vec<Re
         push_document(&mut objects, file, 1, value);
         return Ok(objects);
     }
-    let documents = crate::yaml::documents(bytes).map_err(|e| Error::ParseManifest {
+    let documents = crate::yaml::documents(bytes).map_err(|e| ParseError {
         file: file.to_owned(),
         document: e.document,
         line: e.line,

@@ -12,10 +12,35 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::appfile::App;
-use crate::error::{Error, Result};
 use crate::git::FileTree;
 use crate::object::RenderedObject;
-use crate::render::plain::parse_documents;
+use crate::render::plain::{parse_documents, ParseError};
+
+/// What can go wrong rendering Tera templates.
+#[derive(Debug, thiserror::Error)]
+pub enum TeraError {
+    /// A values file is not a YAML mapping.
+    #[error("values file {file}: {message}")]
+    ValuesFile {
+        /// The values file, relative to the repository root.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A template failed to parse or render.
+    #[error("template {template}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Template {
+        /// The template, relative to the repository root.
+        template: String,
+        /// The 1-based line of the failing expression, where it can be found.
+        line: Option<usize>,
+        /// What Tera said: its innermost cause, on one line.
+        message: String,
+    },
+    /// A template rendered text that is not valid YAML.
+    #[error(transparent)]
+    Output(#[from] ParseError),
+}
 
 /// Renders the templates of the app folder with the merged values.
 pub fn render(
@@ -23,7 +48,7 @@ pub fn render(
     values: &[(String, Vec<u8>)],
     app: &App,
     namespace: &str,
-) -> Result<Vec<RenderedObject>> {
+) -> Result<Vec<RenderedObject>, TeraError> {
     let at = |name: &str| {
         if app.path.is_empty() {
             name.to_owned()
@@ -48,7 +73,7 @@ pub fn render(
     let mut sources: HashMap<&str, &str> = HashMap::new();
     let mut raw = Vec::with_capacity(templates.len());
     for (name, bytes) in &templates {
-        let text = std::str::from_utf8(bytes).map_err(|_| Error::Template {
+        let text = std::str::from_utf8(bytes).map_err(|_| TeraError::Template {
             template: (*name).clone(),
             line: None,
             message: "is not UTF-8 text".to_owned(),
@@ -85,34 +110,24 @@ pub fn render(
             .render(name, &context)
             .map_err(|e| template_error(&e, &sources))?;
         objects.extend(
-            parse_documents(name, output.as_bytes(), false).map_err(|e| match e {
-                Error::ParseManifest {
-                    file,
-                    document,
-                    line,
-                    message,
-                } => Error::ParseManifest {
-                    file: format!("{file} (rendered output)"),
-                    document,
-                    line,
-                    message,
-                },
-                other => other,
+            parse_documents(name, output.as_bytes(), false).map_err(|e| ParseError {
+                file: format!("{} (rendered output)", e.file),
+                ..e
             })?,
         );
     }
     Ok(objects)
 }
 
-fn parse_values(file: &str, bytes: &[u8]) -> Result<Value> {
-    let value: Value = crate::yaml::from_slice(bytes).map_err(|e| Error::ValuesFile {
+fn parse_values(file: &str, bytes: &[u8]) -> Result<Value, TeraError> {
+    let value: Value = crate::yaml::from_slice(bytes).map_err(|e| TeraError::ValuesFile {
         file: file.to_owned(),
         message: e.to_string(),
     })?;
     match value {
         Value::Object(_) => Ok(value),
         Value::Null => Ok(Value::Object(Map::new())),
-        _ => Err(Error::ValuesFile {
+        _ => Err(TeraError::ValuesFile {
             file: file.to_owned(),
             message: "must be a mapping of values".to_owned(),
         }),
@@ -137,7 +152,7 @@ pub(crate) fn merge(base: &mut Value, overlay: Value) {
 }
 
 /// Turns a Tera error into one naming the template and, where it can be found, the line.
-fn template_error(error: &tera::Error, sources: &HashMap<&str, &str>) -> Error {
+fn template_error(error: &tera::Error, sources: &HashMap<&str, &str>) -> TeraError {
     let mut messages = vec![error.to_string()];
     let mut cause = std::error::Error::source(error);
     while let Some(inner) = cause {
@@ -166,7 +181,7 @@ fn template_error(error: &tera::Error, sources: &HashMap<&str, &str>) -> Error {
         .last()
         .map(|m| m.trim().replace('\n', " "))
         .unwrap_or_default();
-    Error::Template {
+    TeraError::Template {
         template,
         line,
         message,
@@ -281,7 +296,7 @@ mod tests {
         ]);
         let err = render(&files, &[], &app(), "shop").expect_err("undefined");
         match &err {
-            Error::Template { template, line, .. } => {
+            TeraError::Template { template, line, .. } => {
                 assert_eq!(template, "chart/templates/cm.yaml");
                 assert_eq!(*line, Some(6));
             }
@@ -301,7 +316,7 @@ mod tests {
         ]);
         let err = render(&files, &[], &app(), "shop").expect_err("syntax");
         match &err {
-            Error::Template { template, line, .. } => {
+            TeraError::Template { template, line, .. } => {
                 assert_eq!(template, "chart/templates/cm.yaml");
                 assert_eq!(*line, Some(3));
             }
