@@ -371,7 +371,9 @@ fn to_value(object: DynamicObject, resource: &ServedResource) -> Result<Value, k
     Ok(value)
 }
 
-fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
+/// The string at `pointer` in `object`, or `""` where there is none (a field Kubernetes omits
+/// when empty reads the same as an empty one).
+pub(crate) fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
     object
         .pointer(pointer)
         .and_then(Value::as_str)

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::app_state::{AppState, CONCURRENCY};
-use crate::cluster::{ClusterError, ServedResource};
+use crate::cluster::{text, ClusterError, ServedResource};
 
 /// The label the EndpointSlice controller puts on a Service's slices.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -87,13 +87,6 @@ pub async fn read_pool(state: &AppState) -> Result<Vec<Value>, ClusterError> {
         pool.extend(list?);
     }
     Ok(pool)
-}
-
-fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
-    object
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 fn owned_by(object: &Value, uid: &str) -> bool {
