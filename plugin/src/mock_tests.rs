@@ -269,12 +269,7 @@ async fn synced_cluster(dir: &Path) -> Vec<Seen> {
         if let Some(answer) = discovery(seen) {
             return answer;
         }
-        match seen.method.as_str() {
-            "GET" if seen.uri.contains("labelSelector") => (200, json!({"items": []})),
-            "GET" => not_found(),
-            "POST" => (201, json!({})),
-            _ => (200, seen.body.clone()),
-        }
+        empty_cluster(seen)
     })
     .await
     .1
@@ -626,12 +621,7 @@ async fn a_webhook_that_does_not_know_the_commit_yet_is_asked_again_before_the_f
         {
             return webhook_denial("Namespace/shop: commit 1234567 does not exist in file:///repo (not fetched: …); push it to main and sync");
         }
-        match seen.method.as_str() {
-            "GET" if seen.uri.contains("labelSelector") => (200, json!({"items": []})),
-            "GET" => not_found(),
-            "POST" => (201, json!({})),
-            _ => (200, seen.body.clone()),
-        }
+        empty_cluster(seen)
     })
     .await;
     assert_eq!(code, 0);
@@ -764,6 +754,17 @@ fn too_many_requests() -> (u16, Value) {
     )
 }
 
+/// An empty cluster's answer: nothing listed, nothing found, every create and apply accepted as
+/// sent.
+fn empty_cluster(seen: &Seen) -> (u16, Value) {
+    match seen.method.as_str() {
+        "GET" if seen.uri.contains("labelSelector") => (200, json!({"items": []})),
+        "GET" => not_found(),
+        "POST" => (201, json!({})),
+        _ => (200, seen.body.clone()),
+    }
+}
+
 #[tokio::test]
 async fn an_apply_answered_429_is_sent_again_after_the_wait_asked() {
     let (dir, _) = repo();
@@ -779,12 +780,7 @@ async fn an_apply_answered_429_is_sent_again_after_the_wait_asked() {
         {
             return too_many_requests();
         }
-        match seen.method.as_str() {
-            "GET" if seen.uri.contains("labelSelector") => (200, json!({"items": []})),
-            "GET" => not_found(),
-            "POST" => (201, json!({})),
-            _ => (200, seen.body.clone()),
-        }
+        empty_cluster(seen)
     })
     .await;
     assert_eq!(code, 0);
@@ -812,12 +808,7 @@ async fn an_apply_answered_429_is_retried_at_most_five_times() {
         if seen.uri == "/api/v1/namespaces/shop/configmaps/settings?&fieldManager=kubectl-gitops" {
             return too_many_requests();
         }
-        match seen.method.as_str() {
-            "GET" if seen.uri.contains("labelSelector") => (200, json!({"items": []})),
-            "GET" => not_found(),
-            "POST" => (201, json!({})),
-            _ => (200, seen.body.clone()),
-        }
+        empty_cluster(seen)
     })
     .await;
     assert_eq!(code, 1, "the apply fails");
