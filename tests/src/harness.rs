@@ -197,6 +197,20 @@ impl Cluster {
         }
     }
 
+    /// Creates the test namespace itself, for tests whose app does not declare it.
+    pub fn create_namespace(&self) {
+        let (code, body) = self.request(
+            "POST",
+            "/api/v1/namespaces",
+            Some("application/json"),
+            &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}),
+        );
+        assert!(
+            code == 200 || code == 201,
+            "create namespace: {code} {body}"
+        );
+    }
+
     /// A ConfigMap of the test namespace.
     pub fn configmap(&self, name: &str) -> Option<Value> {
         self.get(&format!(
@@ -574,5 +588,21 @@ impl Cluster {
             requests,
             _runtime: runtime,
         }
+    }
+}
+
+/// Polls `get` every 100 ms for up to 30 s until it gives a value; fails the test naming `what`
+/// otherwise.
+pub fn eventually<T>(what: &str, mut get: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(value) = get() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not happen in 30s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

@@ -18,19 +18,6 @@ fn configmap_yaml(name: &str, value: &str) -> String {
     )
 }
 
-fn create_namespace(cluster: &Cluster) {
-    let (code, body) = cluster.request(
-        "POST",
-        "/api/v1/namespaces",
-        Some("application/json"),
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cluster.namespace}}),
-    );
-    assert!(
-        code == 200 || code == 201,
-        "create namespace: {code} {body}"
-    );
-}
-
 fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
     object["metadata"]["labels"][key].as_str()
 }
@@ -102,7 +89,7 @@ fn fields(row: &Value) -> Vec<String> {
 #[test]
 fn folder_apps_with_one_last_name_prune_only_their_own_objects() {
     let cluster = Cluster::new("identity");
-    create_namespace(&cluster);
+    cluster.create_namespace();
     let repo = Repo::init(&cluster.dir.path().join("repo"));
     for side in ["x", "y"] {
         repo.write(
@@ -253,7 +240,7 @@ spec:
 #[test]
 fn a_duplicated_env_key_is_out_of_sync_and_named() {
     let cluster = Cluster::new("dupenv");
-    create_namespace(&cluster);
+    cluster.create_namespace();
     let repo = Repo::init(&cluster.dir.path().join("repo"));
     repo.write("app/deployment.yaml", DEPLOYMENT);
     repo.commit("web");
@@ -366,7 +353,7 @@ fn as_the_server_stores(kind: &str, ns: &str) -> Value {
 #[test]
 fn kubectl_create_of_git_yaml_shows_no_hand_made_defaults() {
     let cluster = Cluster::new("created");
-    create_namespace(&cluster);
+    cluster.create_namespace();
     let ns = cluster.namespace.clone();
     let repo = Repo::init(&cluster.dir.path().join("repo"));
     repo.write("app/deployment.yaml", DEPLOYMENT);

@@ -7,10 +7,10 @@
 //! controller's to write (it would overwrite a test's), while no controller touches a Pod's.
 
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
-use gitops_e2e::harness::{serve_https, Ca, Cluster, DeleteOnDrop, Repo, Run};
+use gitops_e2e::harness::{eventually, serve_https, Ca, Cluster, DeleteOnDrop, Repo, Run};
 use serde_json::{json, Value};
 
 const MERGE: &str = "application/merge-patch+json";
@@ -46,18 +46,6 @@ fn spawn_sync(cluster: &Cluster, repo: &Repo, extra: &[&str]) -> Child {
 
 fn finish(child: Child) -> Run {
     Run::from(child.wait_with_output().expect("sync ends"))
-}
-
-/// Polls for up to 30 s until `get` gives a value.
-fn eventually<T>(what: &str, mut get: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = get() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} did not happen in 30s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The names of the namespace's Pods made from `generate_name`, oldest first.

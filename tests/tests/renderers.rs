@@ -11,7 +11,7 @@
 //! (`jsonnet_and_helm_dependency_examples_pass_through_the_webhook`), where its helpers live.
 
 use gitops_e2e::harness::{Cluster, Repo};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const GUESTBOOK: &str = include_str!("../../examples/jsonnet-guestbook/guestbook-ui.jsonnet");
 const PARAMS: &str = include_str!("../../examples/jsonnet-guestbook/params.libsonnet");
@@ -20,19 +20,6 @@ const CHART_VALUES: &str = include_str!("../../examples/helm-dependency/values.y
 const CHART_CONFIGMAP: &str =
     include_str!("../../examples/helm-dependency/templates/configmap.yaml");
 const VENDORED: &[u8] = include_bytes!("../../examples/helm-dependency/charts/cache-1.2.0.tgz");
-
-fn create_namespace(cluster: &Cluster) {
-    let (code, body) = cluster.request(
-        "POST",
-        "/api/v1/namespaces",
-        Some("application/json"),
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cluster.namespace}}),
-    );
-    assert!(
-        code == 200 || code == 201,
-        "create namespace: {code} {body}"
-    );
-}
 
 /// A repository in the cluster's folder holding the guestbook and helm-dependency examples, with
 /// `gitops.yaml` listing `apps` (YAML under `apps:`).
@@ -103,7 +90,7 @@ fn sync_then_resync_writes_nothing(cluster: &Cluster, repo: &Repo, app: &str, ob
 #[test]
 fn jsonnet_guestbook_syncs_and_resyncs_without_a_write() {
     let cluster = Cluster::new("jsonnet-guestbook");
-    create_namespace(&cluster);
+    cluster.create_namespace();
     let repo = repository(
         &cluster,
         &apps(
@@ -132,7 +119,7 @@ fn jsonnet_guestbook_syncs_and_resyncs_without_a_write() {
 #[test]
 fn helm_dependency_syncs_and_resyncs_without_a_write() {
     let cluster = Cluster::new("helm-dependency");
-    create_namespace(&cluster);
+    cluster.create_namespace();
     let repo = repository(&cluster, &apps(&cluster.namespace, ""), true);
     sync_then_resync_writes_nothing(&cluster, &repo, "shop", 3);
     let live = deployment(&cluster, "shop-cache");
@@ -147,7 +134,7 @@ fn helm_dependency_syncs_and_resyncs_without_a_write() {
 #[test]
 fn empty_renders_stop_sync_and_diff_unless_allowed() {
     let cluster = Cluster::new("empty-renders");
-    create_namespace(&cluster);
+    cluster.create_namespace();
     let repo = repository(
         &cluster,
         &apps(&cluster.namespace, "    renderer: plain\n"),

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use gitops_e2e::harness::{
-    built_binary, send, username, Ca, Cluster, DeleteOnDrop, GitDaemon, Repo, Run,
+    built_binary, eventually, send, username, Ca, Cluster, DeleteOnDrop, GitDaemon, Repo, Run,
 };
 use gitops_test_support::address_in_log;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -1204,18 +1204,6 @@ fn without_the_webhook<T>(world: &World, f: impl FnOnce() -> T) -> T {
         webhook_enforces(world).then_some(())
     });
     out
-}
-
-/// Polls `get` for up to 30 s until it gives a value.
-fn eventually<T>(what: &str, mut get: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = get() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} did not appear in 30s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The first item of a list whose labels include `key=value`.

@@ -44,13 +44,7 @@ async fn client(kubeconfig: &Path) -> Client {
 }
 
 fn configmaps() -> ApiResource {
-    ApiResource {
-        group: String::new(),
-        version: "v1".into(),
-        api_version: "v1".into(),
-        kind: "ConfigMap".into(),
-        plural: "configmaps".into(),
-    }
+    ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&())
 }
 
 fn registrations() -> ApiResource {
