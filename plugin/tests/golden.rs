@@ -133,9 +133,9 @@ fn digest_lines(items: &[Value]) -> String {
     lines
 }
 
-/// Equal, except strings holding a raw LS or PS (U+2028, U+2029): the YAML writer (serde_yaml,
-/// YAML 1.1) takes them for line breaks and folds a line after one, which the YAML reader
-/// (serde-saphyr, YAML 1.2) reads back with a space (shared/src/yaml.rs).
+/// Equal, except strings holding a raw LS or PS (U+2028, U+2029): the YAML writer (serde_yaml's
+/// bytes, shared/src/yaml/emit.rs) takes them for line breaks, as YAML 1.1 does, and folds a
+/// line after one, which the YAML reader (serde-saphyr, YAML 1.2) reads back with a space.
 fn same_but_separators(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::String(a), Value::String(b)) => {

@@ -417,7 +417,7 @@ pub const FOLDER_NAME_MAX_LEN: usize = 53;
 ///   `-`, is that: `a/x/web` → `a-x-web`, `web` → `web`. That mapping cannot meet another path,
 ///   because `-` then only ever stands for `/`;
 /// - any other path (a `-`, `_`, `.` or upper-case letter in a folder name, or too long) gets a
-///   readable prefix plus `-` and [`FOLDER_NAME_HASH_LEN`] hex digits of sha256 of the path:
+///   readable prefix plus `-` and `FOLDER_NAME_HASH_LEN` hex digits of sha256 of the path:
 ///   `apps/my-web` → `apps-my-web-<hash>`. Two such paths share a name only through a sha256
 ///   collision in those digits; a plain path could only meet one by ending in a folder named
 ///   exactly like its hash;

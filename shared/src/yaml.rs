@@ -12,16 +12,18 @@
 //! with both crates: 739 read the same values, 54 (Helm templates) fail in both, none differ; the
 //! `AS_SERDE_YAML_READ` table in the tests holds serde_yaml's own readings of each case.
 //!
-//! Writing still uses serde_yaml: serde-saphyr's emitter quotes with double quotes, also quotes
-//! YAML 1.1 spellings (`yes`, dates) and folds long strings, and no option gives serde_yaml's
-//! bytes back. Those bytes are the stable `-o yaml` output, and where a Tera template embeds
-//! `to_yaml` text in a string they are part of an object and its digest, so they must not move.
+//! Writing is our own emitter (`yaml/emit.rs`): it writes serde_yaml 0.9's bytes, which are the stable
+//! `-o yaml` output and, where a Tera template embeds `to_yaml` text in a string, part of an
+//! object and its digest. serde-saphyr's emitter quotes with double quotes, also quotes YAML 1.1
+//! spellings (`yes`, dates) and folds long strings, and no option gives those bytes back.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use serde_saphyr::granit_parser::{self, Event, Parser, ScalarStyle};
 use serde_saphyr::{DuplicateKeyPolicy, MergeKeyPolicy, NonFiniteFloatPolicy, Options, Spanned};
+
+mod emit;
 
 /// YAML that cannot be read: the parser's message and where it stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,10 +47,11 @@ fn at(line: Option<usize>, column: Option<usize>) -> String {
     }
 }
 
-/// YAML that cannot be written (a map with non-string keys, say).
+/// A value that cannot be written as YAML: its `Serialize` failed or gave what JSON cannot hold
+/// (a map with non-string keys, say). A [`Value`] always can be written.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write YAML")]
-pub struct WriteError(#[source] serde_yaml::Error);
+pub struct WriteError(#[source] serde_json::Error);
 
 /// One document of a multi-document text.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +67,7 @@ pub struct Document {
 /// - `0755`, `-007` (leading zeros) and `1_000` (underscores) stay strings;
 /// - `<<` is an ordinary key, not a merge; a repeated key keeps its last value;
 /// - `.inf` and `.nan` become null, as serde_json has no such numbers, while a decimal literal
-///   beyond f64's range (`1e400`) stays the string it is ([`read`] sees to both);
+///   beyond f64's range (`1e400`) stays the string it is (`read` sees to both);
 /// - `!!binary` text stays the base64 text it is (a Secret's data is base64 already);
 /// - a null-looking key (`~`, `null`) is that text, as a JSON key must be a string.
 ///
@@ -152,9 +155,12 @@ fn keep_missing_final_line_break(bytes: &[u8], last_document: &mut Value) {
     }
 }
 
-/// Writes `value` as one YAML document, as serde_yaml writes it (see the module's comment).
+/// Writes `value` as one YAML document, as serde_yaml 0.9 wrote it (see `yaml/emit.rs`). The value
+/// goes through [`serde_json::to_value`] first; for the types we print (JSON values, and structs
+/// of strings, numbers and unit enum variants) serde_yaml wrote the same bytes for both.
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, WriteError> {
-    serde_yaml::to_string(value).map_err(WriteError)
+    let value = serde_json::to_value(value).map_err(WriteError)?;
+    Ok(emit::to_string(&value))
 }
 
 /// Runs `parse` with [`read_options`], which refuse non-finite floats, and rewrites each one it
