@@ -431,32 +431,26 @@ impl Emitter {
         if !self.whitespace && !text.is_empty() {
             self.put(' ');
         }
-        let mut breaks = false;
-        for c in text.chars() {
-            if c == ' ' {
-                self.put(c);
-            } else if is_break(c) {
-                if !breaks && c == '\n' {
-                    self.put_break();
-                }
-                self.write_break(c);
-                self.indention = true;
-                breaks = true;
-            } else {
-                if breaks {
-                    self.write_indent();
-                }
-                self.put(c);
-                self.indention = false;
-                breaks = false;
-            }
-        }
+        self.write_lines(text, None);
         self.whitespace = false;
         self.indention = false;
     }
 
     fn write_single_quoted(&mut self, text: &str) {
         self.write_indicator("'", true, false, false);
+        if self.write_lines(text, Some('\'')) {
+            self.write_indent();
+        }
+        self.write_indicator("'", false, false, false);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    /// The text of a plain or single-quoted scalar; libyaml's loops for the two are the same
+    /// but for doubling the quote. Spaces are written as they are (the width is unlimited, so
+    /// nothing folds); a run of breaks gets one more line feed if it starts with one, and the
+    /// line after it is indented. Returns whether the text ended in breaks.
+    fn write_lines(&mut self, text: &str, quote: Option<char>) -> bool {
         let mut breaks = false;
         for c in text.chars() {
             if c == ' ' {
@@ -472,20 +466,15 @@ impl Emitter {
                 if breaks {
                     self.write_indent();
                 }
-                if c == '\'' {
-                    self.put('\'');
+                if Some(c) == quote {
+                    self.put(c);
                 }
                 self.put(c);
                 self.indention = false;
                 breaks = false;
             }
         }
-        if breaks {
-            self.write_indent();
-        }
-        self.write_indicator("'", false, false, false);
-        self.whitespace = false;
-        self.indention = false;
+        breaks
     }
 
     fn write_double_quoted(&mut self, text: &str) {
