@@ -84,7 +84,7 @@ pub fn write_object_diff(
 ) -> std::io::Result<bool> {
     let Some(live) = state.live.get(key) else {
         writeln!(out, "Missing: {key} (in Git, not in the cluster)")?;
-        let text = to_yaml(&without_provenance(desired));
+        let text = gitops_shared::yaml::to_string(&without_provenance(desired));
         write_unified(out, key, "", &text, color)?;
         return Ok(true);
     };
@@ -99,8 +99,8 @@ pub fn write_object_diff(
     for field in &fields {
         set_pointer(&mut cluster, &field.pointer, field.live.clone());
     }
-    let git_text = to_yaml(&git);
-    let mut cluster_text = to_yaml(&cluster);
+    let git_text = gitops_shared::yaml::to_string(&git);
+    let mut cluster_text = gitops_shared::yaml::to_string(&cluster);
     if !by_hand.is_empty() {
         // Hand-made fields have no place in Git's YAML: they show as lines only the cluster has.
         cluster_text.push_str(&hand_lines(&by_hand));
@@ -156,11 +156,6 @@ fn hand_lines(drift: &[&HandField]) -> String {
         text.push_str(&format!("# {}: {live}  (by {})\n", d.path, d.manager));
     }
     text
-}
-
-fn to_yaml(value: &Value) -> String {
-    gitops_shared::yaml::to_string(value)
-        .unwrap_or_else(|e| format!("# cannot print as YAML: {e}\n"))
 }
 
 /// Sets (or removes, for `None`) the value at an RFC 6901 pointer, creating maps on the way.

@@ -25,8 +25,7 @@ pub fn write_objects(
                 if i > 0 {
                     out.write_all(b"---\n")?;
                 }
-                let text = gitops_shared::yaml::to_string(object).map_err(std::io::Error::other)?;
-                out.write_all(text.as_bytes())?;
+                out.write_all(gitops_shared::yaml::to_string(object).as_bytes())?;
             }
         }
         Format::Json => {

@@ -243,8 +243,8 @@ fn json_to(out: &mut dyn Write, value: &impl Serialize) -> std::io::Result<()> {
 }
 
 fn yaml_to(out: &mut dyn Write, value: &impl Serialize) -> std::io::Result<()> {
-    let text = gitops_shared::yaml::to_string(value).map_err(std::io::Error::other)?;
-    out.write_all(text.as_bytes())
+    let value = serde_json::to_value(value).map_err(std::io::Error::other)?;
+    out.write_all(gitops_shared::yaml::to_string(&value).as_bytes())
 }
 
 async fn status(args: &StatusArgs) -> anyhow::Result<u8> {

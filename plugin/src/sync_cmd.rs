@@ -290,7 +290,7 @@ pub async fn sync_state(args: &SyncArgs, mut state: AppState) -> anyhow::Result<
         .rendered
         .objects
         .iter()
-        .filter(|o| unchanged(&state, &o.key(), &o.object, false))
+        .filter(|o| unchanged(&state, &o.key(), &o.object))
         .map(|o| o.key())
         .collect();
     let skips = |key: &ObjectKey| !args.force && settled.contains(key);
@@ -926,8 +926,8 @@ async fn take_over_fields(
 }
 
 /// True when the live object already carries the desired digest and every declared field, so
-/// applying it would change nothing (never with `--force`).
-fn unchanged(state: &AppState, key: &ObjectKey, object: &Value, force: bool) -> bool {
+/// applying it would change nothing (`--force` applies it anyway: see `skips` in [`sync_state`]).
+fn unchanged(state: &AppState, key: &ObjectKey, object: &Value) -> bool {
     let Some(live) = state.live.get(key) else {
         return false;
     };
@@ -939,8 +939,7 @@ fn unchanged(state: &AppState, key: &ObjectKey, object: &Value, force: bool) -> 
             .map(str::to_owned)
     };
     // Hand-made fields are read from the listed objects' managedFields: no request per object.
-    !force
-        && digest(live).is_some()
+    digest(live).is_some()
         && digest(live) == digest(object)
         && declared_drift(object, live).is_empty()
         && !hand_fields(object, live, &state.rendered.app.take_over_managers)

@@ -293,12 +293,7 @@ pub fn manifests(args: &ManifestsArgs) -> Result<String, ManifestsError> {
             _ => {}
         }
         out.push_str("---\n");
-        let yaml =
-            gitops_shared::yaml::to_string(&object).map_err(|e| ManifestsError::ParseManifest {
-                file: "(output)",
-                message: e.to_string(),
-            })?;
-        out.push_str(&yaml);
+        out.push_str(&gitops_shared::yaml::to_string(&object));
     }
     Ok(out)
 }

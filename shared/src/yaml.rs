@@ -18,7 +18,6 @@
 //! spellings (`yes`, dates) and folds long strings, and no option gives those bytes back.
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 use serde_saphyr::granit_parser::{self, Event, Parser, ScalarStyle};
 use serde_saphyr::{DuplicateKeyPolicy, MergeKeyPolicy, NonFiniteFloatPolicy, Options, Spanned};
@@ -46,12 +45,6 @@ fn at(line: Option<usize>, column: Option<usize>) -> String {
         _ => String::new(),
     }
 }
-
-/// A value that cannot be written as YAML: its `Serialize` failed or gave what JSON cannot hold
-/// (a map with non-string keys, say). A [`Value`] always can be written.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write YAML")]
-pub struct WriteError(#[source] serde_json::Error);
 
 /// One document of a multi-document text.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,12 +148,10 @@ fn keep_missing_final_line_break(bytes: &[u8], last_document: &mut Value) {
     }
 }
 
-/// Writes `value` as one YAML document, as serde_yaml 0.9 wrote it (see `yaml/emit.rs`). The value
-/// goes through [`serde_json::to_value`] first; for the types we print (JSON values, and structs
-/// of strings, numbers and unit enum variants) serde_yaml wrote the same bytes for both.
-pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, WriteError> {
-    let value = serde_json::to_value(value).map_err(WriteError)?;
-    Ok(emit::to_string(&value))
+/// Writes `value` as one YAML document, as serde_yaml 0.9 wrote it (see `yaml/emit.rs`). Any
+/// JSON value can be written; a `Serialize` type goes through [`serde_json::to_value`] first.
+pub fn to_string(value: &Value) -> String {
+    emit::to_string(value)
 }
 
 /// Runs `parse` with [`read_options`], which refuse non-finite floats, and rewrites each one it

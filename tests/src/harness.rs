@@ -157,11 +157,7 @@ impl Cluster {
             }
         }
         let path = self.dir.path().join(format!("{name}.kubeconfig"));
-        std::fs::write(
-            &path,
-            gitops_shared::yaml::to_string(&config).expect("YAML"),
-        )
-        .expect("write kubeconfig");
+        std::fs::write(&path, gitops_shared::yaml::to_string(&config)).expect("write kubeconfig");
         path
     }
 

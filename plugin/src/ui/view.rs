@@ -105,7 +105,6 @@ fn yaml_of(object: &Value) -> String {
         metadata.remove("managedFields");
     }
     gitops_shared::yaml::to_string(&object)
-        .unwrap_or_else(|e| format!("# cannot print as YAML: {e}\n"))
 }
 
 /// The page's data for an app whose report has its tree attached.

@@ -195,7 +195,7 @@ fn parse_error_line(message: &str) -> Option<usize> {
 }
 
 fn to_yaml(value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
-    let text = crate::yaml::to_string(value).map_err(|e| tera::Error::chain("to_yaml", e))?;
+    let text = crate::yaml::to_string(value);
     Ok(tera::Value::from(text.trim_end_matches('\n')))
 }
 

@@ -190,17 +190,13 @@ impl Analysis {
                 block_allowed: false,
             };
         }
-        let chars: Vec<char> = text.chars().collect();
-        let last = chars.len() - 1;
         let mut block_indicators = text.starts_with("---") || text.starts_with("...");
         let (mut line_breaks, mut special_characters) = (false, false);
-        let (mut leading_space, mut leading_break) = (false, false);
-        let (mut trailing_space, mut trailing_break) = (false, false);
         let (mut break_space, mut space_break) = (false, false);
         let (mut previous_space, mut previous_break) = (false, false);
         let mut preceded_by_whitespace = true;
-        for (i, &c) in chars.iter().enumerate() {
-            let followed_by_whitespace = is_blankz(chars.get(i + 1).copied());
+        for (i, c) in text.char_indices() {
+            let followed_by_whitespace = is_blankz(text[i + c.len_utf8()..].chars().next());
             if i == 0 {
                 if "#,[]{}&*!|>'\"%@`".contains(c)
                     || (matches!(c, '?' | ':' | '-') && followed_by_whitespace)
@@ -214,14 +210,10 @@ impl Analysis {
                 special_characters = true;
             }
             if c == ' ' {
-                leading_space |= i == 0;
-                trailing_space |= i == last;
                 break_space |= previous_break;
                 (previous_space, previous_break) = (true, false);
             } else if is_break(c) {
                 line_breaks = true;
-                leading_break |= i == 0;
-                trailing_break |= i == last;
                 space_break |= previous_space;
                 (previous_space, previous_break) = (false, true);
             } else {
@@ -229,13 +221,14 @@ impl Analysis {
             }
             preceded_by_whitespace = is_blankz(Some(c));
         }
+        let is_space_or_break = |c: char| c == ' ' || is_break(c);
+        let trailing_space = text.ends_with(' ');
+        let edge_whitespace =
+            text.starts_with(is_space_or_break) || text.ends_with(is_space_or_break);
         let unquotable = space_break || special_characters;
         Analysis {
             multiline: line_breaks,
-            block_plain_allowed: !(leading_space
-                || leading_break
-                || trailing_space
-                || trailing_break
+            block_plain_allowed: !(edge_whitespace
                 || break_space
                 || unquotable
                 || line_breaks
@@ -301,7 +294,7 @@ impl Emitter {
         self.increase_indent(false, false);
         for (key, value) in entries {
             self.write_indent();
-            if !Analysis::of(key).multiline && key.len() <= 128 {
+            if !key.contains(is_break) && key.len() <= 128 {
                 self.scalar(key, requested_style(key), Context::SimpleKey);
                 self.write_indicator(":", false, false, false);
             } else {
